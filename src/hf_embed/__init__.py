@@ -1,0 +1,39 @@
+"""hf-embed: the embedding stage of a GPT-style model as a Hugging Face component.
+
+text -> GPT-2 byte-level BPE ids -> token embeddings + position embeddings -> (batch, seq_len, hidden_size).
+"""
+
+from transformers import AutoConfig, AutoModel
+
+from .configuration_hf_embed import HfEmbedConfig, available_presets
+from .data import SlidingWindowDataset, create_dataloader
+from .modeling_hf_embed import (
+    HfEmbeddings,
+    HfEmbedModel,
+    HfEmbedModelOutput,
+    HfEmbedPreTrainedModel,
+    position_ids_from_attention_mask,
+)
+from .tokenization import gpt2_tokenizer
+
+__version__ = "0.1.0"
+
+AutoConfig.register(HfEmbedConfig.model_type, HfEmbedConfig, exist_ok=True)
+AutoModel.register(HfEmbedConfig, HfEmbedModel, exist_ok=True)
+# `save_pretrained` then writes `auto_map` and copies the two model files next to the weights,
+# so `AutoModel.from_pretrained(dir, trust_remote_code=True)` works without this package.
+HfEmbedConfig.register_for_auto_class()
+HfEmbedModel.register_for_auto_class("AutoModel")
+
+__all__ = [
+    "HfEmbedConfig",
+    "HfEmbedModel",
+    "HfEmbedModelOutput",
+    "HfEmbedPreTrainedModel",
+    "HfEmbeddings",
+    "SlidingWindowDataset",
+    "available_presets",
+    "create_dataloader",
+    "gpt2_tokenizer",
+    "position_ids_from_attention_mask",
+]

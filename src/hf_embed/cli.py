@@ -1,0 +1,122 @@
+"""The `hf-embed` command line.
+
+Exit codes: 0 success, 2 usage error (argparse), 1 failure with a one-line message
+(`--debug` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+logger = logging.getLogger("hf_embed")
+
+# Written for hf-embed (not taken from any book), long enough for several windows of the demo.
+SAMPLE_TEXT = """\
+The lighthouse keeper counted the ships every evening, writing each name in a ledger that
+smelled of salt and lamp oil. Nobody had asked him to do it. The harbour master kept better
+records, and the shipping company kept better ones still, but the keeper liked the feeling of
+the pen moving across the page while the beam swept the water behind him.
+
+One winter a ship came in without a name. Its hull was painted grey, its flag was folded, and
+its crew would not say where they had sailed from. The keeper wrote a blank line in his ledger
+and stared at it for a long time. In the morning the ship was gone, and the blank line was
+still there, as plain as a question.
+
+He never filled it in. Years later, when the ledger was given to the town library, readers
+would stop at that empty line and wonder, each of them inventing a story to fit the space.
+"""
+
+
+def _add_demo(subparsers) -> None:
+    p = subparsers.add_parser(
+        "demo",
+        help="run the book's chapter-2 walk-through end to end (offline)",
+        description=(
+            "Tokenize a text with GPT-2's BPE, cut it into sliding windows (batch 8, max_length 4, stride 4), "
+            "embed the first batch with the book-ch2 preset (50257 x 256, context 4), save model and tokenizer, "
+            "reload them with AutoModel/AutoTokenizer and check the reload is identical."
+        ),
+    )
+    p.add_argument("--text-file", type=Path, help="a UTF-8 text file to use instead of the embedded sample text")
+    p.add_argument("--output", type=Path, default=Path("hf-embed-demo"), help="folder to save into (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=123, help="torch seed for the model's initial tables (default: %(default)s)")
+    p.set_defaults(func=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from . import HfEmbedConfig, HfEmbedModel, create_dataloader, gpt2_tokenizer
+
+    hf_logging.disable_progress_bar()  # the demo reports each step itself
+    text = SAMPLE_TEXT if args.text_file is None else _read_text(args.text_file)
+    tokenizer = gpt2_tokenizer()
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    print(f"text: {len(text)} characters -> {len(ids)} GPT-2 token ids")
+
+    loader = create_dataloader(
+        text, tokenizer=tokenizer, batch_size=8, max_length=4, stride=4, shuffle=False, drop_last=False
+    )
+    inputs, targets = next(iter(loader))
+    print(f"dataloader: {len(loader.dataset)} windows, {len(loader)} batches; first batch inputs {tuple(inputs.shape)}:")
+    print(inputs)
+
+    torch.manual_seed(args.seed)
+    model = HfEmbedModel(HfEmbedConfig.from_preset("book-ch2")).eval()
+    with torch.no_grad():
+        token_embeddings = model.embeddings.wte(inputs)
+        embeddings = model(inputs).last_hidden_state
+    print(f"token embeddings: {tuple(inputs.shape)} -> {tuple(token_embeddings.shape)}")
+    print(f"token + position embeddings: {tuple(inputs.shape)} -> {tuple(embeddings.shape)}")
+
+    model.save_pretrained(args.output)
+    tokenizer.save_pretrained(args.output)
+    reloaded = AutoModel.from_pretrained(args.output).eval()
+    reloaded_tokenizer = AutoTokenizer.from_pretrained(args.output)
+    with torch.no_grad():
+        same_output = torch.equal(reloaded(inputs).last_hidden_state, embeddings)
+    same_ids = reloaded_tokenizer(text, add_special_tokens=False)["input_ids"] == ids
+    if not (same_output and same_ids):
+        raise RuntimeError(f"reload from {args.output} differs (embeddings equal: {same_output}, ids equal: {same_ids})")
+    print(f"saved to {args.output}/ and reloaded with AutoModel/AutoTokenizer: identical embeddings and token ids")
+    return 0
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not valid UTF-8 at byte {error.start}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hf-embed",
+        description="The embedding stage of a GPT-style model as a Hugging Face component.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on failure")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_demo(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING, format="%(message)s")
+    try:
+        return args.func(args)
+    except Exception as error:  # one line, unless asked for the traceback
+        if args.debug:
+            raise
+        print(f"hf-embed {args.command}: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
