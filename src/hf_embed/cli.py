@@ -41,8 +41,12 @@ def _add_demo(subparsers) -> None:
         ),
     )
     p.add_argument("--text-file", type=Path, help="a UTF-8 text file to use instead of the embedded sample text")
-    p.add_argument("--output", type=Path, default=Path("hf-embed-demo"), help="folder to save into (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=123, help="torch seed for the model's initial tables (default: %(default)s)")
+    p.add_argument(
+        "--output", type=Path, default=Path("hf-embed-demo"), help="folder to save into (default: %(default)s)"
+    )
+    p.add_argument(
+        "--seed", type=int, default=123, help="torch seed for the model's initial tables (default: %(default)s)"
+    )
     p.set_defaults(func=_demo)
 
 
@@ -62,8 +66,10 @@ def _demo(args: argparse.Namespace) -> int:
     loader = create_dataloader(
         text, tokenizer=tokenizer, batch_size=8, max_length=4, stride=4, shuffle=False, drop_last=False
     )
-    inputs, targets = next(iter(loader))
-    print(f"dataloader: {len(loader.dataset)} windows, {len(loader)} batches; first batch inputs {tuple(inputs.shape)}:")
+    inputs, _targets = next(iter(loader))
+    print(
+        f"dataloader: {len(loader.dataset)} windows, {len(loader)} batches; first batch inputs {tuple(inputs.shape)}:"
+    )
     print(inputs)
 
     torch.manual_seed(args.seed)
@@ -82,7 +88,9 @@ def _demo(args: argparse.Namespace) -> int:
         same_output = torch.equal(reloaded(inputs).last_hidden_state, embeddings)
     same_ids = reloaded_tokenizer(text, add_special_tokens=False)["input_ids"] == ids
     if not (same_output and same_ids):
-        raise RuntimeError(f"reload from {args.output} differs (embeddings equal: {same_output}, ids equal: {same_ids})")
+        raise RuntimeError(
+            f"reload from {args.output} differs (embeddings equal: {same_output}, ids equal: {same_ids})"
+        )
     print(f"saved to {args.output}/ and reloaded with AutoModel/AutoTokenizer: identical embeddings and token ids")
     return 0
 

@@ -131,4 +131,4 @@ class HfEmbedConfig(PretrainedConfig):
         return cls(**values)
 
 
-__all__ = ["HfEmbedConfig", "POSITION_EMBEDDING_TYPES", "available_presets"]
+__all__ = ["POSITION_EMBEDDING_TYPES", "HfEmbedConfig", "available_presets"]

@@ -38,7 +38,9 @@ def check_token_ids(ids: torch.Tensor, vocab_size: int) -> None:
     lo, hi = torch.aminmax(ids)
     if lo.item() < 0 or hi.item() >= vocab_size:
         where = int(((ids < 0) | (ids >= vocab_size)).nonzero()[0])
-        raise ValueError(f"token id {int(ids[where])} at position {where} is outside the vocabulary (size {vocab_size})")
+        raise ValueError(
+            f"token id {int(ids[where])} at position {where} is outside the vocabulary (size {vocab_size})"
+        )
 
 
 def num_windows(num_tokens: int, max_length: int, stride: int) -> int:

@@ -19,7 +19,6 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from .configuration_hf_embed import HfEmbedConfig
 
-
 # --------------------------------------------------------------------------- validation
 # Every check runs before any kernel and names the bad value and the limit. On CUDA the
 # value checks are asynchronous device asserts: validating must never add a host sync.
@@ -180,7 +179,9 @@ class HfEmbeddings(nn.Module):
                     f"`position_ids` must have shape ({batch}, {seq_len}) or (1, {seq_len}), "
                     f"got {tuple(position_ids.shape)}"
                 )
-            _check_range(position_ids, self.max_positions, "position id", f"max_position_embeddings ({self.max_positions})")
+            _check_range(
+                position_ids, self.max_positions, "position id", f"max_position_embeddings ({self.max_positions})"
+            )
             return position_ids.long()
 
         if past_length + seq_len > self.max_positions:
@@ -191,9 +192,14 @@ class HfEmbeddings(nn.Module):
         if attention_mask is not None:
             if not isinstance(attention_mask, torch.Tensor):
                 raise TypeError(f"`attention_mask` must be a torch.Tensor, got {type(attention_mask).__name__}")
-            if attention_mask.dim() != 2 or attention_mask.shape[0] != batch or attention_mask.shape[1] not in (
-                seq_len,
-                past_length + seq_len,
+            if (
+                attention_mask.dim() != 2
+                or attention_mask.shape[0] != batch
+                or attention_mask.shape[1]
+                not in (
+                    seq_len,
+                    past_length + seq_len,
+                )
             ):
                 raise ValueError(
                     f"`attention_mask` must have shape ({batch}, {seq_len}) or ({batch}, {past_length + seq_len}), "
@@ -293,7 +299,10 @@ class HfEmbedModel(HfEmbedPreTrainedModel):
         with init.no_init_weights():
             model = cls(config)
         model.load_state_dict(
-            {"embeddings.wte.weight": transformer.wte.weight.detach(), "embeddings.wpe.weight": transformer.wpe.weight.detach()}
+            {
+                "embeddings.wte.weight": transformer.wte.weight.detach(),
+                "embeddings.wpe.weight": transformer.wpe.weight.detach(),
+            }
         )
         return model.to(transformer.wte.weight.dtype)
 
@@ -307,9 +316,8 @@ class HfEmbedModel(HfEmbedPreTrainedModel):
             if not isinstance(source, nn.Embedding):
                 raise ValueError(f"GPT-2 has a learned `{name}` table; this model's is {type(source).__name__}")
             if target.weight.shape != source.weight.shape:
-                raise ValueError(
-                    f"`{name}` shapes differ: this model {tuple(source.weight.shape)}, GPT-2 {tuple(target.weight.shape)}"
-                )
+                mine, theirs = tuple(source.weight.shape), tuple(target.weight.shape)
+                raise ValueError(f"`{name}` shapes differ: this model {mine}, GPT-2 {theirs}")
             target.weight.copy_(source.weight)
         return gpt2
 
@@ -324,10 +332,10 @@ def _gpt2_transformer(gpt2) -> nn.Module:
 
 
 __all__ = [
-    "HfEmbeddings",
     "HfEmbedModel",
     "HfEmbedModelOutput",
     "HfEmbedPreTrainedModel",
+    "HfEmbeddings",
     "LearnedPositionEmbedding",
     "NoPositionEmbedding",
     "position_ids_from_attention_mask",

@@ -1,0 +1,314 @@
+"""HfEmbeddings / HfEmbedModel: semantics, GPT-2 parity, save/load, dtypes, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoConfig, AutoModel, GPT2Config, GPT2LMHeadModel, GPT2Model
+
+from hf_embed import HfEmbedConfig, HfEmbeddings, HfEmbedModel, HfEmbedModelOutput
+
+
+def small_gpt2(cls=GPT2Model):
+    torch.manual_seed(0)
+    return cls(GPT2Config(vocab_size=99, n_embd=32, n_positions=16, n_layer=1, n_head=2)).eval()
+
+
+def gpt2_stage(gpt2, ids, position_ids=None):
+    """transformers GPT-2's embedding stage, written out as GPT2Model.forward computes it."""
+    if position_ids is None:
+        position_ids = torch.arange(ids.shape[1]).unsqueeze(0)
+    return gpt2.wte(ids) + gpt2.wpe(position_ids)
+
+
+def test_output_is_token_plus_position(tiny_config, tiny_ids):
+    model = HfEmbedModel(tiny_config).eval()
+    out = model(tiny_ids)
+    assert isinstance(out, HfEmbedModelOutput)
+    assert out.last_hidden_state.shape == (13, 7, 32)
+    emb = model.embeddings
+    expected = emb.wte.weight[tiny_ids] + emb.wpe.weight[:7]
+    torch.testing.assert_close(out.last_hidden_state, expected, rtol=0, atol=0)
+    assert model(tiny_ids, return_dict=False)[0].equal(out.last_hidden_state)
+
+
+def test_hf_embeddings_is_a_plain_module(tiny_config, tiny_ids):
+    layer = HfEmbeddings(tiny_config)
+    assert not hasattr(layer, "config")  # usable inside any model
+    torch.nn.init.normal_(layer.wte.weight)
+    torch.nn.init.normal_(layer.wpe.weight)
+    assert layer(tiny_ids).shape == (13, 7, 32)
+
+
+@pytest.mark.parametrize("cls", [GPT2Model, GPT2LMHeadModel])
+def test_gpt2_parity(cls, tiny_ids):
+    gpt2 = small_gpt2(cls)
+    transformer = getattr(gpt2, "transformer", gpt2)
+    model = HfEmbedModel.from_gpt2(gpt2).eval()
+    assert model.config.hidden_size == 32 and model.config.max_position_embeddings == 16
+    assert torch.equal(model(tiny_ids).last_hidden_state, gpt2_stage(transformer, tiny_ids))
+    position_ids = torch.randint(0, 16, tiny_ids.shape, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(
+        model(tiny_ids, position_ids=position_ids).last_hidden_state, gpt2_stage(transformer, tiny_ids, position_ids)
+    )
+
+
+def test_gpt2_parity_with_gpt2model_hidden_states(tiny_ids):
+    """hidden_states[0] of GPT2Model is its embedding stage (dropout off in eval)."""
+    gpt2 = small_gpt2()
+    model = HfEmbedModel.from_gpt2(gpt2).eval()
+    with torch.no_grad():
+        reference = gpt2(tiny_ids, output_hidden_states=True).hidden_states[0]
+    assert torch.equal(model(tiny_ids).last_hidden_state, reference)
+
+
+def test_from_gpt2_directory(tmp_path, tiny_ids):
+    gpt2 = small_gpt2(GPT2LMHeadModel)
+    gpt2.save_pretrained(tmp_path)
+    model = HfEmbedModel.from_gpt2(tmp_path).eval()
+    assert torch.equal(model(tiny_ids).last_hidden_state, gpt2_stage(gpt2.transformer, tiny_ids))
+
+
+def test_to_gpt2_writes_tables_and_tied_head_follows(tiny_config, tiny_ids):
+    gpt2 = small_gpt2(GPT2LMHeadModel)
+    model = HfEmbedModel(HfEmbedConfig.from_preset("tiny", max_position_embeddings=16)).eval()
+    model.to_gpt2(gpt2)
+    assert torch.equal(gpt2.transformer.wte.weight, model.embeddings.wte.weight)
+    assert torch.equal(gpt2.lm_head.weight, model.embeddings.wte.weight)
+    assert torch.equal(model(tiny_ids).last_hidden_state, gpt2_stage(gpt2.transformer, tiny_ids))
+    with pytest.raises(ValueError, match=r"`wpe` shapes differ: this model \(8, 32\), GPT-2 \(16, 32\)"):
+        HfEmbedModel(HfEmbedConfig.from_preset("tiny", max_position_embeddings=8)).to_gpt2(gpt2)
+    with pytest.raises(TypeError, match="expected a transformers GPT-2 model"):
+        model.to_gpt2(torch.nn.Linear(2, 2))
+
+
+def test_default_init_is_gpt2_normal():
+    model = HfEmbedModel(HfEmbedConfig(vocab_size=2000, hidden_size=64, max_position_embeddings=512))
+    for table in (model.embeddings.wte.weight, model.embeddings.wpe.weight):
+        assert abs(table.mean().item()) < 1e-3
+        assert table.std().item() == pytest.approx(0.02, rel=0.02)
+
+
+def test_torch_default_init_matches_nn_embedding_under_seed():
+    config = HfEmbedConfig.from_preset("book-ch2")
+    assert config.initializer_range is None
+    torch.manual_seed(123)
+    model = HfEmbedModel(config)
+    torch.manual_seed(123)
+    reference = torch.nn.Embedding(50257, 256)
+    assert torch.equal(model.embeddings.wte.weight, reference.weight)
+
+
+def test_book_small_table_under_seed():
+    """The chapter's `torch.manual_seed(123); nn.Embedding(6, 3)`."""
+    torch.manual_seed(123)
+    model = HfEmbedModel(HfEmbedConfig(vocab_size=6, hidden_size=3, max_position_embeddings=4, initializer_range=None))
+    torch.manual_seed(123)
+    assert torch.equal(model.embeddings.wte.weight, torch.nn.Embedding(6, 3).weight)
+
+
+def test_save_pretrained_layout(tiny_config, tmp_path):
+    HfEmbedModel(tiny_config).save_pretrained(tmp_path)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["config.json", "configuration_hf_embed.py", "model.safetensors", "modeling_hf_embed.py"]
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_type"] == "hf_embed"
+    assert config["auto_map"] == {
+        "AutoConfig": "configuration_hf_embed.HfEmbedConfig",
+        "AutoModel": "modeling_hf_embed.HfEmbedModel",
+    }
+    assert sorted(load_file(tmp_path / "model.safetensors")) == ["embeddings.wpe.weight", "embeddings.wte.weight"]
+
+
+def test_automodel_roundtrip(tiny_config, tiny_ids, tmp_path):
+    model = HfEmbedModel(tiny_config).eval()
+    model.save_pretrained(tmp_path)
+    assert type(AutoConfig.from_pretrained(tmp_path)) is HfEmbedConfig
+    loaded = AutoModel.from_pretrained(tmp_path)
+    assert type(loaded) is HfEmbedModel
+    assert not loaded.training
+    assert torch.equal(loaded(tiny_ids).last_hidden_state, model(tiny_ids).last_hidden_state)
+
+
+def test_loading_never_reinitializes_loaded_weights(tiny_config, tmp_path):
+    """A checkpoint with only `wte`: `wte` comes back as saved, the missing `wpe` is initialized."""
+    model = HfEmbedModel(tiny_config)
+    model.config.save_pretrained(tmp_path)
+    wte = model.embeddings.wte.weight.detach().clone()
+    save_file({"embeddings.wte.weight": wte}, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    loaded = HfEmbedModel.from_pretrained(tmp_path)
+    assert torch.equal(loaded.embeddings.wte.weight, wte)
+    wpe = loaded.embeddings.wpe.weight
+    assert torch.isfinite(wpe).all() and 0.01 < wpe.std().item() < 0.03
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_from_pretrained_dtype(tiny_config, tiny_ids, tmp_path, dtype):
+    model = HfEmbedModel(tiny_config).eval()
+    model.save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path, dtype=dtype)
+    assert loaded.dtype == dtype
+    out = loaded(tiny_ids).last_hidden_state
+    assert out.dtype == dtype
+    torch.testing.assert_close(out, model.to(dtype)(tiny_ids).last_hidden_state, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("device_map", ["cpu", "auto"])
+def test_from_pretrained_device_map(tiny_config, tiny_ids, tmp_path, device_map):
+    model = HfEmbedModel(tiny_config).eval()
+    model.save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path, device_map=device_map)
+    assert loaded.device.type == "cpu"
+    assert torch.equal(loaded(tiny_ids).last_hidden_state, model(tiny_ids).last_hidden_state)
+
+
+def test_inputs_embeds_equals_input_ids(tiny_config, tiny_ids):
+    model = HfEmbedModel(tiny_config).eval()
+    inputs_embeds = model.get_input_embeddings()(tiny_ids)
+    assert torch.equal(model(inputs_embeds=inputs_embeds).last_hidden_state, model(tiny_ids).last_hidden_state)
+
+
+def test_left_padding_gives_pads_no_position(tiny_config):
+    model = HfEmbedModel(tiny_config).eval()
+    row = torch.tensor([[5, 6, 7, 8]])
+    padded = torch.tensor([[0, 0, 0, 5, 6, 7, 8], [1, 2, 3, 5, 6, 7, 8]])
+    mask = torch.tensor([[0, 0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1]])
+    out = model(padded, attention_mask=mask).last_hidden_state
+    assert torch.equal(out[0, 3:], model(row).last_hidden_state[0])
+    assert torch.equal(out[1], model(padded[1:]).last_hidden_state[0])
+
+
+def test_incremental_positions_equal_full_sequence(tiny_config, tiny_ids):
+    model = HfEmbedModel(tiny_config).eval()
+    full = model(tiny_ids).last_hidden_state
+    steps = [model(tiny_ids[:, t : t + 1], past_key_values_length=t).last_hidden_state for t in range(7)]
+    assert torch.equal(torch.cat(steps, dim=1), full)
+    # a mask covering past + new tokens, as generation passes it
+    mask = torch.ones(13, 7, dtype=torch.long)
+    step = model(tiny_ids[:, 6:], attention_mask=mask, past_key_values_length=6).last_hidden_state
+    assert torch.equal(step, full[:, 6:])
+
+
+def test_dropout_only_in_training(tiny_ids):
+    model = HfEmbedModel(HfEmbedConfig.from_preset("tiny", embedding_dropout=0.5))
+    model.train()
+    assert (model(tiny_ids).last_hidden_state == 0).float().mean() > 0.3
+    model.eval()
+    assert (model(tiny_ids).last_hidden_state == 0).sum() == 0
+
+
+def test_sparse_gradients(tiny_ids):
+    model = HfEmbedModel(HfEmbedConfig.from_preset("tiny", sparse_gradients=True))
+    model(tiny_ids).last_hidden_state.sum().backward()
+    assert model.embeddings.wte.weight.grad.is_sparse
+    dense = HfEmbedModel(HfEmbedConfig.from_preset("tiny"))
+    dense.load_state_dict(model.state_dict())
+    dense(tiny_ids).last_hidden_state.sum().backward()
+    assert torch.equal(model.embeddings.wte.weight.grad.to_dense(), dense.embeddings.wte.weight.grad)
+
+
+def test_resize_token_embeddings(tiny_config, tiny_ids, tmp_path):
+    model = HfEmbedModel(tiny_config).eval()
+    before = model(tiny_ids).last_hidden_state
+    model.resize_token_embeddings(130, pad_to_multiple_of=64)
+    assert model.config.vocab_size == 192
+    assert model.get_input_embeddings().weight.shape == (192, 32)
+    assert torch.equal(model(tiny_ids).last_hidden_state, before)
+    model(torch.tensor([[191]]))  # new rows are usable
+    model.save_pretrained(tmp_path)
+    assert AutoModel.from_pretrained(tmp_path).config.vocab_size == 192
+
+
+def test_set_input_embeddings(tiny_config):
+    model = HfEmbedModel(tiny_config)
+    table = torch.nn.Embedding(120, 32)
+    model.set_input_embeddings(table)
+    assert model.get_input_embeddings() is table
+    model(torch.tensor([[119]]))
+    with pytest.raises(ValueError, match=r"token id 120 at \[0, 0\] is outside the vocabulary \(size 120\)"):
+        model(torch.tensor([[120]]))
+
+
+def test_none_position_type(tiny_ids):
+    model = HfEmbedModel(HfEmbedConfig.from_preset("tiny", position_embedding_type="none")).eval()
+    assert sorted(model.state_dict()) == ["embeddings.wte.weight"]
+    assert torch.equal(model(tiny_ids).last_hidden_state, model.embeddings.wte(tiny_ids))
+
+
+BAD_INPUTS = [
+    (
+        {"input_ids": torch.tensor([[1, 99]])},
+        ValueError,
+        r"token id 99 at \[0, 1\] is outside the vocabulary \(size 99\)",
+    ),
+    ({"input_ids": torch.tensor([[1, -3]])}, ValueError, r"token id -3 at \[0, 1\] is outside the vocabulary"),
+    ({"input_ids": torch.tensor([[1.0, 2.0]])}, TypeError, r"`input_ids` must hold integers .* got torch.float32"),
+    ({"input_ids": torch.tensor([[True]])}, TypeError, r"got torch.bool"),
+    ({"input_ids": [[1, 2]]}, TypeError, r"`input_ids` must be a torch.Tensor, got list"),
+    ({"input_ids": torch.tensor([1, 2])}, ValueError, r"rank 2 \(batch, seq_len\), got rank 1 with shape \(2,\)"),
+    ({"input_ids": torch.zeros(1, 2, 3, dtype=torch.long)}, ValueError, r"got rank 3"),
+    (
+        {"input_ids": torch.zeros(1, 17, dtype=torch.long)},
+        ValueError,
+        r"sequence length 17 .* exceeds max_position_embeddings \(16\)",
+    ),
+    (
+        {"input_ids": torch.zeros(1, 10, dtype=torch.long), "past_key_values_length": 7},
+        ValueError,
+        r"sequence length 10 \(plus past length 7\) exceeds max_position_embeddings \(16\)",
+    ),
+    ({}, ValueError, r"either `input_ids` or `inputs_embeds`"),
+    ({"input_ids": torch.zeros(1, 2, dtype=torch.long), "inputs_embeds": torch.zeros(1, 2, 32)}, ValueError, "both"),
+    ({"inputs_embeds": torch.zeros(1, 2, 31)}, ValueError, r"shape \(batch, seq_len, 32\), got \(1, 2, 31\)"),
+    ({"inputs_embeds": torch.zeros(1, 2, 32, dtype=torch.long)}, TypeError, r"floating point, got torch.int64"),
+    (
+        {"input_ids": torch.zeros(2, 3, dtype=torch.long), "position_ids": torch.zeros(2, 4, dtype=torch.long)},
+        ValueError,
+        r"`position_ids` must have shape \(2, 3\) or \(1, 3\), got \(2, 4\)",
+    ),
+    (
+        {"input_ids": torch.zeros(1, 2, dtype=torch.long), "position_ids": torch.tensor([[0, 16]])},
+        ValueError,
+        r"position id 16 at \[0, 1\] is outside max_position_embeddings \(16\)",
+    ),
+    (
+        {"input_ids": torch.zeros(1, 2, dtype=torch.long), "position_ids": torch.tensor([[0.0, 1.0]])},
+        TypeError,
+        r"`position_ids` must hold integers",
+    ),
+    (
+        {"input_ids": torch.zeros(2, 3, dtype=torch.long), "attention_mask": torch.ones(3, 3)},
+        ValueError,
+        r"`attention_mask` must have shape \(2, 3\) or \(2, 3\), got \(3, 3\)",
+    ),
+    ({"input_ids": torch.zeros(1, 2, dtype=torch.long), "past_key_values_length": -1}, ValueError, r"got -1"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message"), BAD_INPUTS)
+def test_bad_input_is_a_clear_error(tiny_config, kwargs, error, message):
+    model = HfEmbedModel(tiny_config)
+    with pytest.raises(error, match=message):
+        model(**kwargs)
+
+
+def test_small_integer_id_dtypes_are_accepted(tiny_config, tiny_ids):
+    model = HfEmbedModel(tiny_config).eval()
+    expected = model(tiny_ids).last_hidden_state
+    for dtype in (torch.int32, torch.int16, torch.uint8):
+        assert torch.equal(model(tiny_ids.to(dtype)).last_hidden_state, expected)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_cuda_matches_cpu(tiny_config, tiny_ids, tmp_path, dtype):
+    model = HfEmbedModel(tiny_config).eval()
+    model.save_pretrained(tmp_path)
+    on_gpu = AutoModel.from_pretrained(tmp_path, dtype=dtype, device_map="cuda")
+    out = on_gpu(tiny_ids.cuda()).last_hidden_state
+    assert out.device.type == "cuda" and out.dtype == dtype
+    torch.testing.assert_close(out.cpu(), model.to(dtype)(tiny_ids).last_hidden_state, rtol=0, atol=0)

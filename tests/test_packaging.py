@@ -1,0 +1,34 @@
+"""The wheel ships the presets, the typing marker and the model files."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_contents(tmp_path):
+    wheel_builder = pytest.importorskip("hatchling.builders.wheel")
+    builder = wheel_builder.WheelBuilder(str(ROOT))
+    (wheel,) = list(builder.build(directory=str(tmp_path), versions=["standard"]))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    presets = {f"hf_embed/configs/{p.name}" for p in (ROOT / "configs").glob("*.json")}
+    assert presets and presets <= names
+    for required in ("py.typed", "configuration_hf_embed.py", "modeling_hf_embed.py", "cli.py", "__init__.py"):
+        assert f"hf_embed/{required}" in names
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "hf-embed = hf_embed.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_model_files_import_only_torch_transformers_and_each_other():
+    """`save_pretrained` copies these two files for `trust_remote_code`, where only a flat folder exists."""
+    allowed = {"torch", "transformers", "__future__", "dataclasses", "json", "importlib", "pathlib", "math", "typing"}
+    for name in ("configuration_hf_embed.py", "modeling_hf_embed.py"):
+        for line in (ROOT / "src" / "hf_embed" / name).read_text().splitlines():
+            words = line.split()
+            if line.startswith("from .") or not words or words[0] not in ("import", "from"):
+                continue
+            assert words[1].split(".")[0] in allowed, f"{name}: {line}"
