@@ -40,7 +40,8 @@ def test_hf_embeddings_is_a_plain_module(tiny_config, tiny_ids):
     assert not hasattr(layer, "config")  # usable inside any model
     torch.nn.init.normal_(layer.wte.weight)
     torch.nn.init.normal_(layer.wpe.weight)
-    assert layer(tiny_ids).shape == (13, 7, 32)
+    hidden_states, position_embeddings = layer(tiny_ids)
+    assert hidden_states.shape == (13, 7, 32) and position_embeddings is None
 
 
 @pytest.mark.parametrize("cls", [GPT2Model, GPT2LMHeadModel])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from transformers import PretrainedConfig
 
-POSITION_EMBEDDING_TYPES = ("absolute", "none")
+POSITION_EMBEDDING_TYPES = ("absolute", "sinusoidal", "rotary", "relative", "none")
 
 # Presets ship inside the wheel as `hf_embed/configs/*.json`; in a source checkout
 # (editable install) they live in the repository's top-level `configs/`.
@@ -42,8 +42,18 @@ class HfEmbedConfig(PretrainedConfig):
         hidden_size (`int`, defaults to 768): embedding width. GPT-2 alias: `n_embd`.
         max_position_embeddings (`int`, defaults to 1024): longest sequence (past length included).
             GPT-2 alias: `n_positions`.
-        position_embedding_type (`str`, defaults to `"absolute"`): `"absolute"` (GPT-2's learned table) or
-            `"none"` (token embeddings only).
+        position_embedding_type (`str`, defaults to `"absolute"`): how positions are encoded, one module each:
+            `"absolute"`: GPT-2's learned table, added to the token embeddings;
+            `"sinusoidal"`: the fixed sin/cos table of Vaswani et al. (2017), added;
+            `"rotary"`: RoPE (Su et al. 2021); tokens pass unchanged, the output carries `(cos, sin)` for attention;
+            `"relative"`: learned embeddings of clipped key-minus-query distances (Shaw et al. 2018); tokens pass
+            unchanged, the output carries the `(q_len, k_len, dim)` embeddings for attention;
+            `"none"`: token embeddings only.
+        head_dim (`int`, *optional*): width of the rotary `cos`/`sin` and of the relative table; defaults to
+            `hidden_size`. Must be even for `"rotary"`.
+        rope_theta (`float`, defaults to 10000.0): rotary base.
+        max_relative_distance (`int`, defaults to 128): distances are clipped to [-k, k]; the relative table has
+            2k + 1 rows.
         embedding_dropout (`float`, defaults to 0.0): dropout on the sum, as GPT-2's `embd_pdrop` (alias).
         initializer_range (`float` or `None`, defaults to 0.02): std of GPT-2's normal init. `None` selects
             torch's own `nn.Embedding` init (normal(0, 1)), so that `torch.manual_seed(s)` then building the
@@ -76,6 +86,9 @@ class HfEmbedConfig(PretrainedConfig):
         embedding_dropout: float = 0.0,
         initializer_range: float | None = 0.02,
         sparse_gradients: bool = False,
+        head_dim: int | None = None,
+        rope_theta: float = 10000.0,
+        max_relative_distance: int = 128,
         bos_token_id: int | None = None,
         eos_token_id: int | None = None,
         pad_token_id: int | None = None,
@@ -89,6 +102,9 @@ class HfEmbedConfig(PretrainedConfig):
         self.embedding_dropout = embedding_dropout
         self.initializer_range = initializer_range
         self.sparse_gradients = sparse_gradients
+        self.head_dim = head_dim
+        self.rope_theta = rope_theta
+        self.max_relative_distance = max_relative_distance
         self.bos_token_id = bos_token_id
         self.eos_token_id = eos_token_id
         self.pad_token_id = pad_token_id
@@ -97,10 +113,20 @@ class HfEmbedConfig(PretrainedConfig):
         self._check()
 
     def _check(self) -> None:
-        for name in ("vocab_size", "hidden_size", "max_position_embeddings"):
+        for name in ("vocab_size", "hidden_size", "max_position_embeddings", "max_relative_distance"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
+        d = self.head_dim
+        if d is not None and (isinstance(d, bool) or not isinstance(d, int) or d < 1):
+            raise ValueError(f"`head_dim` must be a positive integer or None, got {d!r}")
+        if self.position_embedding_type == "rotary" and self.position_dim % 2:
+            raise ValueError(
+                f"rotary embeddings rotate pairs of dimensions: `head_dim` must be even, got {self.position_dim}"
+            )
+        theta = self.rope_theta
+        if isinstance(theta, bool) or not isinstance(theta, (int, float)) or not theta > 1:
+            raise ValueError(f"`rope_theta` must be a number > 1, got {theta!r}")
         if self.position_embedding_type not in POSITION_EMBEDDING_TYPES:
             raise ValueError(
                 f"`position_embedding_type` must be one of {POSITION_EMBEDDING_TYPES}, "
@@ -118,6 +144,11 @@ class HfEmbedConfig(PretrainedConfig):
                 raise ValueError(f"`{name}` must be an integer or None, got {value!r}")
             if value is not None and not 0 <= value < self.vocab_size:
                 raise ValueError(f"`{name}`={value} is outside the vocabulary (size {self.vocab_size})")
+
+    @property
+    def position_dim(self) -> int:
+        """Width of the rotary `cos`/`sin` and of the relative table: `head_dim`, else `hidden_size`."""
+        return self.head_dim if self.head_dim is not None else self.hidden_size
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> HfEmbedConfig:

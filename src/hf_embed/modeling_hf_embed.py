@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
@@ -68,49 +69,192 @@ def _embedding(num: int, dim: int, *, sparse: bool = False) -> nn.Embedding:
     return nn.Embedding(num, dim, sparse=sparse, _weight=torch.empty(num, dim))
 
 
+@dataclass
+class Positions:
+    """Where the new tokens sit: `ids` (B or 1, T), or None for the run `past_length .. past_length + T - 1`.
+
+    `past_ids` (B, P) are the past tokens' positions when an attention mask covered them; otherwise the
+    past is `0 .. P - 1`. Only the relative scheme looks at the past (its attention keys).
+    """
+
+    past_length: int
+    length: int
+    device: torch.device
+    ids: torch.Tensor | None = None
+    past_ids: torch.Tensor | None = None
+
+    def query(self) -> torch.Tensor:
+        """(B or 1, T) int64 positions of the new tokens."""
+        if self.ids is not None:
+            return self.ids
+        return torch.arange(self.past_length, self.past_length + self.length, device=self.device).unsqueeze(0)
+
+    def keys(self) -> torch.Tensor:
+        """(B or 1, P + T) int64 positions of every token attended to: the past, then the new ones."""
+        query = self.query()
+        past = self.past_ids
+        if past is None:
+            past = torch.arange(self.past_length, device=self.device).unsqueeze(0)
+        batch = max(past.shape[0], query.shape[0])
+        return torch.cat((past.expand(batch, -1), query.expand(batch, -1)), dim=-1)
+
+
+def _add_rows(table: torch.Tensor, hidden_states: torch.Tensor, positions: Positions, inplace: bool) -> torch.Tensor:
+    """hidden (B, T, D) + table[positions]: the fast path of the additive schemes.
+
+    Contiguous positions are a slice of the table (no gather, no index tensor), and when the caller
+    owns `hidden_states` (fresh from the token gather) the rows are added in place. Together that is one
+    (B, T, D) allocation and two passes over it, where GPT-2's `wte(ids) + wpe(pos)` makes three tensors.
+    """
+    if positions.ids is None:
+        rows = table[positions.past_length : positions.past_length + positions.length]  # (T, D) view
+    else:
+        rows = F.embedding(positions.ids, table)  # (B or 1, T, D)
+    rows = rows.to(hidden_states.dtype)
+    return hidden_states.add_(rows) if inplace else hidden_states + rows
+
+
 class LearnedPositionEmbedding(nn.Embedding):
     """GPT-2's absolute positions: one learned vector per position, added to the token embeddings."""
 
-    def add_positions(self, hidden_states: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
-        # (B, T, D) + (B or 1, T, D)
-        return hidden_states + self(position_ids)
+    def add_to(self, hidden_states, positions: Positions, inplace: bool):
+        return _add_rows(self.weight, hidden_states, positions, inplace), None
+
+
+def sinusoid_table(num_positions: int, dim: int) -> torch.Tensor:
+    """(num_positions, dim) table of Vaswani et al. (2017), section 3.5.
+
+    PE[pos, 2i] = sin(pos / 10000^(2i / dim)) and PE[pos, 2i + 1] = cos(pos / 10000^(2i / dim)). An odd
+    `dim` is handled: its last (even) column is a sine with no cosine partner. Computed in float64.
+    """
+    position = torch.arange(num_positions, dtype=torch.float64).unsqueeze(1)  # (P, 1)
+    even = torch.arange(0, dim, 2, dtype=torch.float64)  # (ceil(D / 2),) the 2i of each pair
+    angle = position / torch.pow(10000.0, even / dim)  # (P, ceil(D / 2))
+    table = torch.empty(num_positions, dim, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(angle)
+    table[:, 1::2] = torch.cos(angle[:, : dim // 2])
+    return table
+
+
+class SinusoidalPositionEmbedding(nn.Module):
+    """The fixed sin/cos table of Vaswani et al. (2017), added like the learned one; never saved."""
+
+    def __init__(self, num_positions: int, dim: int):
+        super().__init__()
+        self.num_positions, self.dim = num_positions, dim
+        # Derived, so non-persistent: it never pollutes the checkpoint. `from_pretrained` leaves such buffers
+        # uninitialized, so `_init_weights` refills it (`reset_table`).
+        self.register_buffer("table", torch.empty(num_positions, dim), persistent=False)
+        self.reset_table()
+
+    @torch.no_grad()
+    def reset_table(self) -> None:
+        if self.table.device.type != "meta":
+            self.table.copy_(sinusoid_table(self.num_positions, self.dim))
+
+    def add_to(self, hidden_states, positions: Positions, inplace: bool):
+        return _add_rows(self.table, hidden_states, positions, inplace), None
+
+
+class RotaryPositionEmbedding(nn.Module):
+    """Rotary position embedding (RoPE, Su et al. 2021) as in transformers' `LlamaRotaryEmbedding`.
+
+    Tokens pass unchanged; `add_to` returns `(cos, sin)`, each (B or 1, T, dim), for attention layers to
+    apply to queries and keys with `apply_rotary_pos_emb`. Computed from positions, so any length works.
+    """
+
+    def __init__(self, dim: int, theta: float):
+        super().__init__()
+        self.dim, self.theta = dim, float(theta)
+
+    def inv_freq(self, device) -> torch.Tensor:
+        # Recomputed (dim / 2 values) rather than kept as a buffer that `.to(bfloat16)` would round.
+        return 1.0 / (self.theta ** (torch.arange(0, self.dim, 2, dtype=torch.int64, device=device).float() / self.dim))
+
+    def cos_sin(self, position_ids: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cos, sin) for (B, T) positions, each (B, T, dim), computed in float32 and cast to `dtype`."""
+        freqs = position_ids[..., None].float() * self.inv_freq(position_ids.device)  # (B, T, dim / 2)
+        angles = torch.cat((freqs, freqs), dim=-1)  # (B, T, dim)
+        return angles.cos().to(dtype), angles.sin().to(dtype)
+
+    def add_to(self, hidden_states, positions: Positions, inplace: bool):
+        return hidden_states, self.cos_sin(positions.query(), hidden_states.dtype)
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """(..., d) -> (..., d): [x1, x2] -> [-x2, x1], the halves that RoPE rotates together."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim: int = 1):
+    """Rotate queries and keys by their positions' angles (as transformers' Llama `apply_rotary_pos_emb`).
+
+    `q`, `k`: (B, heads, T, d); `cos`, `sin`: (B, T, d), unsqueezed at `unsqueeze_dim` to broadcast
+    over heads (use 2 for (B, T, heads, d) layouts).
+    """
+    cos, sin = cos.unsqueeze(unsqueeze_dim), sin.unsqueeze(unsqueeze_dim)
+    return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+
+
+class RelativePositionEmbedding(nn.Embedding):
+    """Learned embeddings of clipped relative distances (Shaw et al. 2018; BERT's `relative_key`).
+
+    Row `clip(key_pos - query_pos, -k, k) + k` of a (2k + 1, dim) table. Tokens pass unchanged; `add_to`
+    returns the (B or 1, T, P + T, dim) embeddings between the new tokens and every token they attend to.
+    """
+
+    def __init__(self, max_distance: int, dim: int):
+        super().__init__(2 * max_distance + 1, dim, _weight=torch.empty(2 * max_distance + 1, dim))
+        self.max_distance = max_distance
+
+    def relative_embeddings(self, query_positions: torch.Tensor, key_positions: torch.Tensor) -> torch.Tensor:
+        """(..., Tq) and (..., Tk) positions -> (..., Tq, Tk, dim) embeddings of their clipped distances."""
+        distance = key_positions.unsqueeze(-2) - query_positions.unsqueeze(-1)  # (..., Tq, Tk)
+        k = self.max_distance
+        return self(distance.clamp(-k, k) + k)
+
+    def add_to(self, hidden_states, positions: Positions, inplace: bool):
+        return hidden_states, self.relative_embeddings(positions.query(), positions.keys())
 
 
 class NoPositionEmbedding(nn.Module):
     """No position information: the token embeddings pass through unchanged."""
 
-    def add_positions(self, hidden_states: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
-        return hidden_states
+    def add_to(self, hidden_states, positions: Positions, inplace: bool):
+        return hidden_states, None
 
 
-def _position_module(config: HfEmbedConfig) -> nn.Module:
-    if config.position_embedding_type == "absolute":
-        return LearnedPositionEmbedding(
-            config.max_position_embeddings,
-            config.hidden_size,
-            _weight=torch.empty(config.max_position_embeddings, config.hidden_size),
-        )
+def position_module(config: HfEmbedConfig) -> nn.Module:
+    """The one module for `config.position_embedding_type`, chosen once."""
+    kind = config.position_embedding_type
+    if kind == "absolute":
+        n, d = config.max_position_embeddings, config.hidden_size
+        return LearnedPositionEmbedding(n, d, _weight=torch.empty(n, d))
+    if kind == "sinusoidal":
+        return SinusoidalPositionEmbedding(config.max_position_embeddings, config.hidden_size)
+    if kind == "rotary":
+        return RotaryPositionEmbedding(config.position_dim, config.rope_theta)
+    if kind == "relative":
+        return RelativePositionEmbedding(config.max_relative_distance, config.position_dim)
     return NoPositionEmbedding()
 
 
-def position_ids_from_attention_mask(attention_mask: torch.Tensor, seq_len: int, past_length: int) -> torch.Tensor:
-    """Positions that skip left padding: the n-th real token of a row gets position n.
+def position_ids_from_attention_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions that skip left padding: the n-th real token of a row gets position n; pads get 0.
 
-    `attention_mask` is (B, T) for the new tokens or (B, P + T) with the past included;
-    pads get position 0 (their outputs are meant to be masked out). Returns (B, T) int64.
+    (B, L) mask -> (B, L) int64 positions. Pads' outputs are meant to be masked out.
     """
-    positions = attention_mask.long().cumsum(-1) - 1  # (B, T) or (B, P + T)
-    positions.clamp_(min=0)
-    if attention_mask.shape[-1] == seq_len:
-        return positions + past_length
-    return positions[:, -seq_len:]
+    return (attention_mask.long().cumsum(-1) - 1).clamp_(min=0)
 
 
 class HfEmbeddings(nn.Module):
     """Token embeddings (`wte`) plus position information (`wpe`), then dropout.
 
-    `dropout(wte(input_ids) + wpe(position_ids))`: equal (eval mode, same weights) to the
-    embedding stage of transformers' `GPT2Model`. A plain `nn.Module`, usable inside any model.
+    With the default absolute positions, `dropout(wte(input_ids) + wpe(position_ids))`: equal (eval mode,
+    same weights) to the embedding stage of transformers' `GPT2Model`. A plain `nn.Module`, usable inside
+    any model. `forward` returns `(hidden_states, position_embeddings)`; the second is `None` except for
+    the rotary (`(cos, sin)`) and relative (distance embeddings) schemes, which attention layers consume.
     """
 
     def __init__(self, config: HfEmbedConfig):
@@ -119,7 +263,7 @@ class HfEmbeddings(nn.Module):
         self.hidden_size = config.hidden_size
         self.max_positions = config.max_position_embeddings
         self.wte = _embedding(config.vocab_size, config.hidden_size, sparse=config.sparse_gradients)
-        self.wpe = _position_module(config)
+        self.wpe = position_module(config)
         self.drop = nn.Dropout(config.embedding_dropout)
 
     def forward(
@@ -129,17 +273,21 @@ class HfEmbeddings(nn.Module):
         inputs_embeds: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         past_key_values_length: int = 0,
-    ) -> torch.Tensor:
-        """Embed `input_ids` (B, T) or take `inputs_embeds` (B, T, D); returns (B, T, D)."""
+    ):
+        """Embed `input_ids` (B, T) or take `inputs_embeds` (B, T, D) -> ((B, T, D), position embeddings)."""
         batch, seq_len = self._check_inputs(input_ids, inputs_embeds)
         device = (input_ids if input_ids is not None else inputs_embeds).device
-        position_ids = self._position_ids(batch, seq_len, device, position_ids, attention_mask, past_key_values_length)
+        positions = self._positions(batch, seq_len, device, position_ids, attention_mask, past_key_values_length)
 
-        if inputs_embeds is None:
+        owned = inputs_embeds is None  # a fresh gather may be added to in place; a caller's tensor may not
+        if owned:
             if input_ids.dtype not in (torch.int64, torch.int32):
                 input_ids = input_ids.long()
-            inputs_embeds = self.wte(input_ids)  # (B, T, D)
-        return self.drop(self.wpe.add_positions(inputs_embeds, position_ids))
+            inputs_embeds = self.wte(input_ids)  # (B, T, D); called as a module so tensor-parallel hooks run
+        hidden_states, position_embeddings = self.wpe.add_to(inputs_embeds, positions, inplace=owned)
+        if self.training and self.drop.p > 0:
+            hidden_states = self.drop(hidden_states)
+        return hidden_states, position_embeddings
 
     def _check_inputs(self, input_ids, inputs_embeds) -> tuple[int, int]:
         if input_ids is not None and inputs_embeds is not None:
@@ -166,10 +314,11 @@ class HfEmbeddings(nn.Module):
             )
         return tuple(inputs_embeds.shape[:2])
 
-    def _position_ids(self, batch, seq_len, device, position_ids, attention_mask, past_length) -> torch.Tensor:
-        """Resolve positions to a (B or 1, T) int64 tensor, checked against the table size."""
+    def _positions(self, batch, seq_len, device, position_ids, attention_mask, past_length) -> Positions:
+        """Resolve where the new tokens sit, checked against `max_position_embeddings`."""
         if isinstance(past_length, bool) or not isinstance(past_length, int) or past_length < 0:
             raise ValueError(f"`past_key_values_length` must be a non-negative int, got {past_length!r}")
+        positions = Positions(past_length, seq_len, device)
         if position_ids is not None:
             _check_integer_tensor("position_ids", position_ids)
             if position_ids.dim() == 1:
@@ -179,10 +328,10 @@ class HfEmbeddings(nn.Module):
                     f"`position_ids` must have shape ({batch}, {seq_len}) or (1, {seq_len}), "
                     f"got {tuple(position_ids.shape)}"
                 )
-            _check_range(
-                position_ids, self.max_positions, "position id", f"max_position_embeddings ({self.max_positions})"
-            )
-            return position_ids.long()
+            limit = f"max_position_embeddings ({self.max_positions})"
+            _check_range(position_ids, self.max_positions, "position id", limit)
+            positions.ids = position_ids.long()
+            return positions
 
         if past_length + seq_len > self.max_positions:
             raise ValueError(
@@ -192,21 +341,18 @@ class HfEmbeddings(nn.Module):
         if attention_mask is not None:
             if not isinstance(attention_mask, torch.Tensor):
                 raise TypeError(f"`attention_mask` must be a torch.Tensor, got {type(attention_mask).__name__}")
-            if (
-                attention_mask.dim() != 2
-                or attention_mask.shape[0] != batch
-                or attention_mask.shape[1]
-                not in (
-                    seq_len,
-                    past_length + seq_len,
-                )
-            ):
+            lengths = (seq_len, past_length + seq_len)
+            if attention_mask.dim() != 2 or attention_mask.shape[0] != batch or attention_mask.shape[1] not in lengths:
                 raise ValueError(
                     f"`attention_mask` must have shape ({batch}, {seq_len}) or ({batch}, {past_length + seq_len}), "
                     f"got {tuple(attention_mask.shape)}"
                 )
-            return position_ids_from_attention_mask(attention_mask, seq_len, past_length)
-        return torch.arange(past_length, past_length + seq_len, device=device).unsqueeze(0)  # (1, T)
+            all_ids = position_ids_from_attention_mask(attention_mask)  # (B, T) or (B, P + T)
+            if attention_mask.shape[1] == seq_len:
+                positions.ids = all_ids + past_length
+            else:
+                positions.past_ids, positions.ids = all_ids[:, :past_length], all_ids[:, past_length:]
+        return positions
 
 
 # --------------------------------------------------------------------------- the model
@@ -214,7 +360,13 @@ class HfEmbeddings(nn.Module):
 
 @dataclass
 class HfEmbedModelOutput(BaseModelOutput):
-    """`BaseModelOutput` whose `last_hidden_state` is the embedding stage's output (B, T, D)."""
+    """`BaseModelOutput` whose `last_hidden_state` is the embedding stage's output (B, T, D).
+
+    position_embeddings: for `"rotary"`, `(cos, sin)` each (B or 1, T, head_dim); for `"relative"`, the
+    (B or 1, T, P + T, head_dim) distance embeddings between the new tokens and all tokens; else None.
+    """
+
+    position_embeddings: tuple[torch.Tensor, torch.Tensor] | torch.Tensor | None = None
 
 
 class HfEmbedPreTrainedModel(PreTrainedModel):
@@ -233,6 +385,8 @@ class HfEmbedPreTrainedModel(PreTrainedModel):
         if isinstance(module, nn.Embedding):
             std = self.config.initializer_range
             init.normal_(module.weight, mean=0.0, std=1.0 if std is None else std)
+        elif isinstance(module, SinusoidalPositionEmbedding):
+            module.reset_table()  # a non-persistent buffer: never loaded, so always refilled
 
 
 class HfEmbedModel(HfEmbedPreTrainedModel):
@@ -260,7 +414,7 @@ class HfEmbedModel(HfEmbedPreTrainedModel):
         return_dict: bool | None = None,
         **kwargs,
     ) -> HfEmbedModelOutput | tuple[torch.Tensor]:
-        hidden_states = self.embeddings(
+        hidden_states, position_embeddings = self.embeddings(
             input_ids=input_ids,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
@@ -269,8 +423,48 @@ class HfEmbedModel(HfEmbedPreTrainedModel):
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         if not return_dict:
-            return (hidden_states,)
-        return HfEmbedModelOutput(last_hidden_state=hidden_states)
+            return (hidden_states,) if position_embeddings is None else (hidden_states, position_embeddings)
+        return HfEmbedModelOutput(last_hidden_state=hidden_states, position_embeddings=position_embeddings)
+
+    def get_position_embeddings(self) -> nn.Module:
+        return self.embeddings.wpe
+
+    @torch.no_grad()
+    def resize_position_embeddings(self, new_num_position_embeddings: int, method: str = "interpolate") -> None:
+        """Change `max_position_embeddings` (the config follows) for longer (or shorter) contexts.
+
+        The learned table is resized by `method`: `"interpolate"` stretches the learned vectors linearly
+        over the new length (first and last rows kept); `"extend"` keeps every old row and initializes the
+        new ones as at construction. The fixed schemes are recomputed; rotary, relative and none only take
+        the new limit.
+        """
+        n = new_num_position_embeddings
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"`new_num_position_embeddings` must be a positive integer, got {n!r}")
+        if method not in ("interpolate", "extend"):
+            raise ValueError(f"`method` must be 'interpolate' or 'extend', got {method!r}")
+        embeddings, old = self.embeddings, self.config.max_position_embeddings
+        if isinstance(embeddings.wpe, LearnedPositionEmbedding):
+            table = embeddings.wpe.weight  # (old, D)
+            if method == "extend":
+                if n < old:
+                    raise ValueError(f"method='extend' cannot shrink the table from {old} to {n} positions")
+                new_rows = torch.empty(n - old, table.shape[1], dtype=table.dtype, device=table.device)
+                std = self.config.initializer_range
+                new_rows.normal_(0.0, 1.0 if std is None else std)
+                resized = torch.cat((table, new_rows))
+            else:
+                # (1, D, old) -> (1, D, n): linear in the position index, computed in float32
+                resized = F.interpolate(table.T.float()[None], size=n, mode="linear", align_corners=True)[0].T
+            wpe = LearnedPositionEmbedding(n, table.shape[1], _weight=resized.to(table.dtype).contiguous())
+            wpe.weight.requires_grad_(table.requires_grad)
+            embeddings.wpe = wpe
+        elif isinstance(embeddings.wpe, SinusoidalPositionEmbedding):
+            embeddings.wpe = SinusoidalPositionEmbedding(n, embeddings.hidden_size).to(
+                device=embeddings.wpe.table.device, dtype=embeddings.wpe.table.dtype
+            )
+        embeddings.max_positions = n
+        self.config.max_position_embeddings = n
 
     # ----------------------------------------------------------------------- GPT-2 weights
 
