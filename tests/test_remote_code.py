@@ -1,4 +1,4 @@
-"""`trust_remote_code` loading in a process where `hf_embed` cannot be imported."""
+"""`trust_remote_code` loading in a process where `hf_embed` cannot be imported, for every position scheme."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from hf_embed import HfEmbedConfig, HfEmbedModel
+
+SCHEMES = ["absolute", "sinusoidal", "rotary", "relative", "none"]
 
 LOADER = textwrap.dedent(
     """
@@ -25,29 +27,35 @@ LOADER = textwrap.dedent(
     else:
         raise SystemExit("hf_embed is importable; the test would prove nothing")
 
-    path = sys.argv[1]
-    config = AutoConfig.from_pretrained(path, trust_remote_code=True)
-    model = AutoModel.from_pretrained(path, trust_remote_code=True).eval()
-    assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
-    ids = load_file(path + "/ids.safetensors")["ids"]
-    save_file({"out": model(ids).last_hidden_state.contiguous()}, path + "/out.safetensors")
-    print(type(config).__name__, type(model).__name__)
+    for path in sys.argv[1:]:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=True)
+        model = AutoModel.from_pretrained(path, trust_remote_code=True).eval()
+        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+        ids = load_file(path + "/ids.safetensors")["ids"]
+        save_file({"out": model(ids).last_hidden_state.contiguous()}, path + "/out.safetensors")
+        print(config.position_embedding_type, type(config).__name__, type(model).__name__)
     """
 )
 
 
 def test_trust_remote_code_without_the_package(tmp_path, tiny_ids):
-    model = HfEmbedModel(HfEmbedConfig.from_preset("tiny")).eval()
-    model.save_pretrained(tmp_path)
-    save_file({"ids": tiny_ids}, tmp_path / "ids.safetensors")
-    env_home = tmp_path / "hf_home"
+    models, folders = {}, []
+    for scheme in SCHEMES:
+        model = HfEmbedModel(HfEmbedConfig.from_preset("tiny", position_embedding_type=scheme, head_dim=8)).eval()
+        folder = tmp_path / scheme
+        model.save_pretrained(folder)
+        save_file({"ids": tiny_ids}, folder / "ids.safetensors")
+        models[scheme] = model
+        folders.append(str(folder))
     result = subprocess.run(
-        [sys.executable, "-c", LOADER, str(tmp_path)],
+        [sys.executable, "-c", LOADER, *folders],
         capture_output=True,
         text=True,
-        env={"HF_HOME": str(env_home), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
-        timeout=120,
+        env={"HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["HfEmbedConfig", "HfEmbedModel"]
-    assert torch.equal(load_file(tmp_path / "out.safetensors")["out"], model(tiny_ids).last_hidden_state)
+    assert result.stdout.splitlines() == [f"{scheme} HfEmbedConfig HfEmbedModel" for scheme in SCHEMES]
+    for scheme, model in models.items():
+        out = load_file(tmp_path / scheme / "out.safetensors")["out"]
+        assert torch.equal(out, model(tiny_ids).last_hidden_state), scheme

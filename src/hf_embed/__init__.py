@@ -12,6 +12,7 @@ from .modeling_hf_embed import (
     HfEmbedModel,
     HfEmbedModelOutput,
     HfEmbedPreTrainedModel,
+    apply_rotary_pos_emb,
     position_ids_from_attention_mask,
 )
 from .tokenization import gpt2_tokenizer
@@ -32,6 +33,7 @@ __all__ = [
     "HfEmbedPreTrainedModel",
     "HfEmbeddings",
     "SlidingWindowDataset",
+    "apply_rotary_pos_emb",
     "available_presets",
     "create_dataloader",
     "gpt2_tokenizer",

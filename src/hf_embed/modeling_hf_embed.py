@@ -532,5 +532,11 @@ __all__ = [
     "HfEmbeddings",
     "LearnedPositionEmbedding",
     "NoPositionEmbedding",
+    "Positions",
+    "RelativePositionEmbedding",
+    "RotaryPositionEmbedding",
+    "SinusoidalPositionEmbedding",
+    "apply_rotary_pos_emb",
     "position_ids_from_attention_mask",
+    "sinusoid_table",
 ]
