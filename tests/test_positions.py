@@ -304,3 +304,9 @@ def test_fixed_schemes_work_past_their_old_length(scheme, tmp_path):
     model.save_pretrained(tmp_path)
     loaded = AutoModel.from_pretrained(tmp_path)
     assert torch.equal(loaded(ids).last_hidden_state, out.last_hidden_state)
+
+
+def test_relative_refuses_a_huge_output_before_allocating():
+    model = model_for("relative", max_position_embeddings=100_000, head_dim=64)
+    with pytest.raises(ValueError, match=r"50000 queries x 50000 keys x 64 dims would hold 160000000000 values"):
+        model(torch.zeros(1, 50_000, dtype=torch.long))

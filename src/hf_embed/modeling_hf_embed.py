@@ -197,6 +197,9 @@ def apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim: int = 1):
     return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
 
 
+MAX_RELATIVE_ELEMENTS = 2**28  # 1 GiB of float32: the most the relative scheme materializes in one output
+
+
 class RelativePositionEmbedding(nn.Embedding):
     """Learned embeddings of clipped relative distances (Shaw et al. 2018; BERT's `relative_key`).
 
@@ -215,7 +218,15 @@ class RelativePositionEmbedding(nn.Embedding):
         return self(distance.clamp(-k, k) + k)
 
     def add_to(self, hidden_states, positions: Positions, inplace: bool):
-        return hidden_states, self.relative_embeddings(positions.query(), positions.keys())
+        query, keys = positions.query(), positions.keys()
+        size = max(query.shape[0], keys.shape[0]) * query.shape[-1] * keys.shape[-1] * self.embedding_dim
+        if size > MAX_RELATIVE_ELEMENTS:
+            raise ValueError(
+                f"the relative position embeddings for {query.shape[-1]} queries x {keys.shape[-1]} keys x "
+                f"{self.embedding_dim} dims would hold {size} values (limit {MAX_RELATIVE_ELEMENTS}); call "
+                "`wpe.relative_embeddings(query_positions, key_positions)` per block, or use a smaller `head_dim`"
+            )
+        return hidden_states, self.relative_embeddings(query, keys)
 
 
 class NoPositionEmbedding(nn.Module):
