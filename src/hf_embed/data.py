@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from .tokenization import encode, tiktoken_encoding, tokenizer_sha256, vocab_size_of
@@ -97,8 +97,44 @@ class SlidingWindowDataset(Dataset):
         return window[:-1], window[1:]
 
 
+class ShardSampler(Sampler[int]):
+    """Indices for one of `world_size` ranks: disjoint across ranks, together every index once, per epoch.
+
+    The epoch's order is `randperm(n)` seeded with `seed + epoch` (the same on every rank; call
+    `set_epoch` each epoch) or `0..n-1`; rank `r` takes every `world_size`-th index from position `r`.
+    Unlike `DistributedSampler`, nothing is repeated or dropped, so ranks may differ by one index.
+    """
+
+    def __init__(self, num_items: int, rank: int, world_size: int, shuffle: bool = True, seed: int = 0):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside 0..{world_size - 1}")
+        self.num_items, self.rank, self.world_size = num_items, rank, world_size
+        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        if self.shuffle:
+            order = torch.randperm(self.num_items, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        else:
+            order = torch.arange(self.num_items)
+        return iter(order[self.rank :: self.world_size].tolist())
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.num_items, self.world_size))
+
+
+def _distributed_rank_and_size(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    if rank is not None and world_size is not None:
+        return rank, world_size
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
 def create_dataloader(
-    text_or_ids: str | torch.Tensor | Sequence[int],
+    source: str | torch.Tensor | Sequence[int] | Dataset | Path,
     tokenizer=None,
     batch_size: int = 4,
     max_length: int = 256,
@@ -109,46 +145,62 @@ def create_dataloader(
     generator: torch.Generator | None = None,
     seed: int | None = None,
     vocab_size: int | None = None,
+    rank: int | None = None,
+    world_size: int | None = None,
 ) -> DataLoader:
     """The book's `create_dataloader_v1`, same defaults, same batches for the same seed.
 
-    `text_or_ids`: a text (then `tokenizer` is required, e.g. `hf_embed.gpt2_tokenizer()`) or token ids.
-    With `shuffle=True` and neither `generator` nor `seed`, the order is drawn from torch's global
-    RNG exactly as `DataLoader(shuffle=True)` draws it, so `torch.manual_seed(s)` before iterating
-    reproduces the reference. `seed` makes the order independent of the global RNG.
+    `source`: a text (then `tokenizer` is required, e.g. `hf_embed.gpt2_tokenizer()`), token ids, a
+    `pathlib.Path` of a token file (memory-mapped), or a window dataset. With `shuffle=True` and neither
+    `generator` nor `seed`, the order is drawn from torch's global RNG exactly as `DataLoader(shuffle=True)`
+    draws it, so `torch.manual_seed(s)` before iterating reproduces the reference. `seed` makes the order
+    independent of the global RNG.
+
+    Under `torch.distributed` (or with `rank`/`world_size`), each rank loads a disjoint shard of the windows
+    (`ShardSampler`; the shards cover every window once per epoch; call `loader.sampler.set_epoch(e)`).
     """
     batch_size = _positive_int("batch_size", batch_size)
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
         raise ValueError(f"`num_workers` must be an integer >= 0, got {num_workers!r}")
-    if isinstance(text_or_ids, str):
-        if tokenizer is None:
-            raise TypeError("a text needs a `tokenizer` (for GPT-2's: `tokenizer=hf_embed.gpt2_tokenizer()`)")
-        token_ids = encode(tokenizer, text_or_ids)
-        vocab_size = vocab_size if vocab_size is not None else vocab_size_of(tokenizer)
+    if seed is not None and generator is not None:
+        raise ValueError("pass either `generator` or `seed`, not both")
+
+    if isinstance(source, Dataset):
+        dataset = source
+    elif isinstance(source, Path):
+        dataset = TokenFileDataset(source, max_length=max_length, stride=stride)
     else:
-        token_ids = text_or_ids
-    if seed is not None:
-        if generator is not None:
-            raise ValueError("pass either `generator` or `seed`, not both")
+        token_ids = source
+        if isinstance(source, str):
+            if tokenizer is None:
+                raise TypeError("a text needs a `tokenizer` (for GPT-2's: `tokenizer=hf_embed.gpt2_tokenizer()`)")
+            token_ids = encode(tokenizer, source)
+            vocab_size = vocab_size if vocab_size is not None else vocab_size_of(tokenizer)
+        dataset = SlidingWindowDataset(token_ids, max_length=max_length, stride=stride, vocab_size=vocab_size)
+
+    rank, world_size = _distributed_rank_and_size(rank, world_size)
+    sampler = None
+    if world_size > 1:
+        sampler = ShardSampler(len(dataset), rank, world_size, shuffle=shuffle, seed=seed or 0)
+        shuffle = False
+    elif seed is not None:
         generator = torch.Generator().manual_seed(seed)
 
-    dataset = SlidingWindowDataset(token_ids, max_length=max_length, stride=stride, vocab_size=vocab_size)
-    if drop_last and len(dataset) < batch_size:
+    windows = len(sampler) if sampler is not None else len(dataset)
+    if drop_last and windows < batch_size:
         raise ValueError(
-            f"{len(dataset)} windows are fewer than batch_size={batch_size} with drop_last=True: "
+            f"{windows} windows are fewer than batch_size={batch_size} with drop_last=True: "
             "the loader would yield no batch (use more text, a smaller batch_size, or drop_last=False)"
         )
     return DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=shuffle,
+        sampler=sampler,
         drop_last=drop_last,
         num_workers=num_workers,
         generator=generator,
     )
-
-
-__all__ = ["SlidingWindowDataset", "check_token_ids", "create_dataloader", "num_windows"]
 
 
 # --------------------------------------------------------------------------- token files
@@ -231,18 +283,22 @@ class TokenFileDataset(Dataset):
 
 
 def _safe_split(text: str, limit: int) -> int:
-    """A cut in `text[:limit]` that GPT-2's pre-tokenizer treats as a token boundary, or 0 if none.
+    """A cut in `text` near `limit` that GPT-2's pre-tokenizer treats as a token boundary.
 
     Just before a space or newline that is followed by a letter, digit or underscore: whatever precedes
-    it, no pre-token spans the cut, and the left part's last pre-token ends there too.
+    it, no pre-token spans the cut, and the left part's last pre-token ends there too. The last such cut
+    at or before `limit`, else the first after it, else the end of the text.
     """
-    window = max(0, limit - 65536)
-    last = None
-    for last in _SPLIT.finditer(text, window, limit):  # noqa: B007
-        pass
-    if last is None:
-        return _safe_split(text, window) if window > 0 else 0
-    return last.start()
+    low = limit
+    while low > 0:
+        low = max(0, low - 65536)
+        last = None
+        for last in _SPLIT.finditer(text, low, limit + 1):  # noqa: B007
+            pass
+        if last is not None:
+            return last.start()
+    following = _SPLIT.search(text, limit)
+    return following.start() if following is not None else len(text)
 
 
 _SPLIT = re.compile(r"(?<=.)[ \n](?=\w)", re.S)
@@ -270,7 +326,7 @@ def iter_text_chunks(path: str | Path, chunk_chars: int = 1 << 18) -> Iterator[s
                 raise ValueError(f"{path}: not valid UTF-8 at byte {offset - buffered + error.start}") from None
             offset += len(block)
             while len(pending) >= 2 * chunk_chars:
-                cut = _safe_split(pending, chunk_chars) or len(pending)
+                cut = _safe_split(pending, chunk_chars)
                 yield pending[:cut]
                 pending = pending[cut:]
             if not block:
@@ -493,3 +549,19 @@ def tokenize_dataset(
 
     header = {"dataset": repr(dataset)[:200], "text_column": text_column, "eos_between_rows": eos_between_rows}
     return write_token_file(tasks(), output, tokenizer, header, dtype, num_threads)
+
+
+__all__ = [
+    "ShardSampler",
+    "SlidingWindowDataset",
+    "TokenFileDataset",
+    "check_token_ids",
+    "create_dataloader",
+    "iter_text_chunks",
+    "num_windows",
+    "read_header",
+    "shard_files",
+    "tokenize_dataset",
+    "tokenize_files",
+    "write_token_file",
+]
