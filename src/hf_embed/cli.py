@@ -56,6 +56,7 @@ def _demo(args: argparse.Namespace) -> int:
     from transformers.utils import logging as hf_logging
 
     from . import HfEmbedConfig, HfEmbedModel, create_dataloader, gpt2_tokenizer
+    from .tokenization import check_vocab_compatible
 
     hf_logging.disable_progress_bar()  # the demo reports each step itself
     text = SAMPLE_TEXT if args.text_file is None else _read_text(args.text_file)
@@ -74,6 +75,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     torch.manual_seed(args.seed)
     model = HfEmbedModel(HfEmbedConfig.from_preset("book-ch2")).eval()
+    check_vocab_compatible(model.config, tokenizer)
     with torch.no_grad():
         token_embeddings = model.embeddings.wte(inputs)
         embeddings = model(inputs).last_hidden_state
