@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
-from transformers.modeling_outputs import BaseModelOutput
+from transformers.modeling_outputs import BaseModelOutput, CausalLMOutput
 
 from .configuration_hf_embed import HfEmbedConfig
 
@@ -293,11 +293,12 @@ class HfEmbeddings(nn.Module):
         device = (input_ids if input_ids is not None else inputs_embeds).device
         positions = self._positions(batch, seq_len, device, position_ids, attention_mask, past_key_values_length)
 
-        owned = inputs_embeds is None  # a fresh gather may be added to in place; a caller's tensor may not
-        if owned:
+        owned = False  # a fresh gather may be added to in place; a caller's tensor may not
+        if inputs_embeds is None:
             if input_ids.dtype not in (torch.int64, torch.int32):
                 input_ids = input_ids.long()
             inputs_embeds = self.wte(input_ids)  # (B, T, D); called as a module so tensor-parallel hooks run
+            owned = not inputs_embeds._is_view()  # tensor parallel returns a view that must not be modified
         hidden_states, position_embeddings = self.wpe.add_to(inputs_embeds, positions, inplace=owned)
         if self.training and self.drop.p > 0:
             hidden_states = self.drop(hidden_states)
@@ -530,6 +531,62 @@ class HfEmbedModel(HfEmbedPreTrainedModel):
         return gpt2
 
 
+class HfEmbedForCausalLM(HfEmbedPreTrainedModel):
+    """The embedding stage with a language-model head tied to `wte`: logits = hidden @ wte.T.
+
+    With absolute positions this is a bigram-with-positions model: each token's next-token logits come
+    from its own embedding plus its position's. Small enough to train the tables alone with `Trainer`.
+    """
+
+    _tied_weights_keys = {"lm_head.weight": "model.embeddings.wte.weight"}
+
+    def __init__(self, config: HfEmbedConfig):
+        super().__init__(config)
+        self.model = HfEmbedModel(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.embeddings.wte
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.lm_head = value
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        past_key_values_length: int = 0,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> CausalLMOutput | tuple:
+        """`labels` (B, T) are the inputs themselves (shifted inside, as GPT-2 does); -100 is ignored."""
+        hidden_states = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            past_key_values_length=past_key_values_length,
+        ).last_hidden_state
+        logits = self.lm_head(hidden_states)  # (B, T, V)
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if not return_dict:
+            return (logits,) if loss is None else (loss, logits)
+        return CausalLMOutput(loss=loss, logits=logits)
+
+
 def _gpt2_transformer(gpt2) -> nn.Module:
     transformer = getattr(gpt2, "transformer", gpt2)
     if not isinstance(getattr(transformer, "wte", None), nn.Embedding) or not isinstance(
@@ -540,6 +597,7 @@ def _gpt2_transformer(gpt2) -> nn.Module:
 
 
 __all__ = [
+    "HfEmbedForCausalLM",
     "HfEmbedModel",
     "HfEmbedModelOutput",
     "HfEmbedPreTrainedModel",

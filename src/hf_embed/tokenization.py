@@ -67,12 +67,17 @@ def byte_level_bpe(vocab_file: str | Path, merges_file: str | Path) -> Tokenizer
 
 
 def wrap_tokenizer(tokenizer: Tokenizer, model_max_length: int = GPT2_CONTEXT_LENGTH) -> PreTrainedTokenizerFast:
-    """Wrap a byte-level BPE `tokenizers.Tokenizer` for transformers (`<|endoftext|>` as bos/eos/unk)."""
+    """Wrap a byte-level BPE `tokenizers.Tokenizer` for transformers (`<|endoftext|>` as bos/eos/unk/pad).
+
+    GPT-2 has no padding token; `<|endoftext|>` pads here (as GPT-2 fine-tuning recipes set it) so that
+    batches pad out of the box. Pads are marked 0 in `attention_mask`, which the model honours.
+    """
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         bos_token=ENDOFTEXT,
         eos_token=ENDOFTEXT,
         unk_token=ENDOFTEXT,
+        pad_token=ENDOFTEXT,
         model_max_length=model_max_length,
     )
 
