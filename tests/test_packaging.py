@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import zipfile
 from pathlib import Path
 
@@ -27,8 +28,16 @@ def test_model_files_import_only_torch_transformers_and_each_other():
     """`save_pretrained` copies these two files for `trust_remote_code`, where only a flat folder exists."""
     allowed = {"torch", "transformers", "__future__", "dataclasses", "json", "importlib", "pathlib", "math", "typing"}
     for name in ("configuration_hf_embed.py", "modeling_hf_embed.py"):
-        for line in (ROOT / "src" / "hf_embed" / name).read_text().splitlines():
-            words = line.split()
-            if line.startswith("from .") or not words or words[0] not in ("import", "from"):
+        tree = ast.parse((ROOT / "src" / "hf_embed" / name).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level == 1:  # `from .configuration_hf_embed import ...`: a sibling, flattened alongside
+                    assert node.module == "configuration_hf_embed", f"{name}: from .{node.module}"
+                    continue
+                modules = [node.module]
+            else:
                 continue
-            assert words[1].split(".")[0] in allowed, f"{name}: {line}"
+            for module in modules:
+                assert module.split(".")[0] in allowed, f"{name} imports {module}"
