@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
@@ -76,3 +77,67 @@ def _offline_env(tmp_path):
     env = dict(os.environ)
     env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"))
     return env
+
+
+def test_every_subcommand_has_help(capsys):
+    for command in ["demo", "init", "embed", "inspect", "push", "plot-positions", "tokenize", "train-tokenizer"]:
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--help"])
+        assert exit_info.value.code == 0
+        assert f"usage: hf-embed {command}" in capsys.readouterr().out
+
+
+def test_init_embed_inspect(tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    from hf_embed import HfEmbedModel
+
+    folder = tmp_path / "model"
+    args = ["init", "--preset", "gpt2", "--position-embedding-type", "sinusoidal", "--output", str(folder)]
+    assert main(args) == 0
+    assert "50257 x 768 tokens, sinusoidal positions up to 1024" in capsys.readouterr().out
+    assert (folder / "tokenizer.json").is_file() and (folder / "model.safetensors").is_file()
+
+    out = tmp_path / "e.safetensors"
+    assert main(["embed", str(folder), "--text", "Hello world, hello embeddings", "--output", str(out)]) == 0
+    assert "input_ids (1, 7) -> embeddings (1, 7, 768)" in capsys.readouterr().out
+    saved = load_file(out)
+    model = HfEmbedModel.from_pretrained(folder).eval()
+    assert torch.equal(saved["embeddings"], model(saved["input_ids"]).last_hidden_state)
+    assert main(["embed", str(folder), "--text", "x", "--output", str(tmp_path / "e.npy")]) == 0
+    assert np.load(tmp_path / "e.npy").shape == (1, 1, 768)
+    long_text = "word " * 2000
+    assert main(["embed", str(folder), "--text", long_text, "--output", str(out)]) == 1
+    assert "2001 tokens, more than max_position_embeddings (1024); pass --truncate" in capsys.readouterr().err
+    assert main(["embed", str(folder), "--text", long_text, "--output", str(out), "--truncate"]) == 0
+    capsys.readouterr()
+
+    with torch.no_grad():  # make ' queen' (id 16599) the nearest neighbour of ' king' (id 5822)
+        model.embeddings.wte.weight[16599] = model.embeddings.wte.weight[5822] + 0.001
+    model.save_pretrained(folder)
+    assert main(["inspect", str(folder), "--token", " king", "--top", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "positions:  sinusoidal, max 1024" in printed and "parameters: 38,597,376" in printed
+    lines = printed.strip().splitlines()
+    assert lines[6] == "nearest to ' king' (id 5822) by cosine similarity:" and len(lines) == 10
+    assert lines[7].split()[1:] == ["16599", "'", "queen'"] and lines[7].split()[0].startswith("+0.99")
+    assert main(["inspect", str(folder), "--token", "unbelievably"]) == 1
+    assert "'unbelievably' is 4 tokens ['un', 'bel', 'iev', 'ably']" in capsys.readouterr().err
+
+
+def test_init_refuses_a_tokenizer_too_big_for_the_model(tmp_path, capsys):
+    assert main(["init", "--preset", "tiny", "--output", str(tmp_path / "m")]) == 1
+    assert "the tokenizer produces 50257 ids but the model's vocab_size is 99" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+def test_init_from_gpt2(tmp_path, capsys):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    gpt2 = GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=1, n_head=2, n_positions=64))
+    gpt2.save_pretrained(tmp_path / "gpt2")
+    assert main(["init", "--from-gpt2", str(tmp_path / "gpt2"), "--output", str(tmp_path / "m")]) == 0
+    from hf_embed import HfEmbedModel
+
+    model = HfEmbedModel.from_pretrained(tmp_path / "m")
+    assert torch.equal(model.embeddings.wte.weight, gpt2.transformer.wte.weight)
