@@ -145,3 +145,23 @@ def test_parallel_plans_name_the_right_modules():
     for plan in (model.config.base_model_tp_plan, model.config.base_model_pp_plan, model.config.base_model_fsdp_plan):
         assert plan and all(name in modules for name in plan)
     assert model.config.base_model_tp_plan == {"embeddings.wte": "embedding_rowwise"}
+
+
+def test_train_tiny_gpt_script(tmp_path, monkeypatch):
+    """scripts/train_tiny_gpt.py, a few steps: GPT-2 trains on hf-embed's tables; they come back as hf-embed."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "train_tiny_gpt.py"
+    spec = importlib.util.spec_from_file_location("train_tiny_gpt", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    losses, gpt2, embeddings = script.train(script.SAMPLE_TEXT, steps=20, max_length=16, hidden_size=32)
+    assert len(losses) >= 5 and losses[-1] < losses[len(losses) // 2] < losses[0] and losses[-1] < 0.9 * losses[0]
+    assert gpt2.lm_head.weight is gpt2.transformer.wte.weight  # the head stayed tied to hf-embed's table
+    assert gpt2.transformer.wte.weight.shape == embeddings.embeddings.wte.weight.shape
+    assert not torch.equal(gpt2.transformer.wte.weight, embeddings.embeddings.wte.weight)  # trained from the copy
+    monkeypatch.chdir(tmp_path)
+    assert script.main(["--steps", "20", "--output", str(tmp_path / "out")]) == 0
+    reloaded = AutoModel.from_pretrained(tmp_path / "out")
+    assert reloaded.config.hidden_size == 64
