@@ -13,6 +13,7 @@ from pathlib import Path
 
 from transformers import PretrainedConfig
 
+MAX_TABLE_ELEMENTS = 2**32  # a table larger than this is a typo, not a model: refused before allocating
 POSITION_EMBEDDING_TYPES = ("absolute", "sinusoidal", "rotary", "relative", "none")
 
 # Presets ship inside the wheel as `hf_embed/configs/*.json`; in a source checkout
@@ -95,6 +96,10 @@ class HfEmbedConfig(PretrainedConfig):
         tie_word_embeddings: bool = True,
         **kwargs,
     ):
+        # GPT-2 names given as keywords; resolved here so the values are checked before transformers sees them
+        hidden_size = kwargs.pop("n_embd", hidden_size)
+        max_position_embeddings = kwargs.pop("n_positions", max_position_embeddings)
+        embedding_dropout = kwargs.pop("embd_pdrop", embedding_dropout)
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.max_position_embeddings = max_position_embeddings
@@ -109,8 +114,8 @@ class HfEmbedConfig(PretrainedConfig):
         self.eos_token_id = eos_token_id
         self.pad_token_id = pad_token_id
         self.tie_word_embeddings = tie_word_embeddings
+        self._check()  # first: transformers' own validators fail obscurely on values of the wrong type
         super().__init__(**kwargs)
-        self._check()
 
     def _check(self) -> None:
         for name in ("vocab_size", "hidden_size", "max_position_embeddings", "max_relative_distance"):
@@ -127,6 +132,15 @@ class HfEmbedConfig(PretrainedConfig):
         theta = self.rope_theta
         if isinstance(theta, bool) or not isinstance(theta, (int, float)) or not theta > 1:
             raise ValueError(f"`rope_theta` must be a number > 1, got {theta!r}")
+        tables = [("vocab_size", self.vocab_size, self.hidden_size)]
+        if self.position_embedding_type in ("absolute", "sinusoidal"):
+            tables.append(("max_position_embeddings", self.max_position_embeddings, self.hidden_size))
+        for name, rows, width in tables:
+            if rows * width > MAX_TABLE_ELEMENTS:
+                raise ValueError(
+                    f"`{name}`={rows} with hidden_size={width} asks for a {rows} x {width} table ({rows * width} "
+                    f"values), more than the limit of {MAX_TABLE_ELEMENTS} (16 GiB in float32)"
+                )
         if self.position_embedding_type not in POSITION_EMBEDDING_TYPES:
             raise ValueError(
                 f"`position_embedding_type` must be one of {POSITION_EMBEDDING_TYPES}, "

@@ -9,6 +9,9 @@ copies it next to the weights for `trust_remote_code` loading.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 
 import torch
@@ -392,6 +395,59 @@ class HfEmbedPreTrainedModel(PreTrainedModel):
     _input_embed_layer = "wte"
     _no_split_modules = ["HfEmbeddings"]
     supports_gradient_checkpointing = False
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, safetensors only unless `use_safetensors=False` is passed.
+
+        Weights in pickle files (`pytorch_model.bin`) can run code when loaded, so they are refused by
+        default. A corrupt or truncated weights file, or weights whose sizes disagree with the config, is a
+        `ValueError` naming the checkpoint.
+        """
+        kwargs.setdefault("use_safetensors", True)
+        where = str(pretrained_model_name_or_path)
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        except Exception as error:
+            if type(error).__name__ == "SafetensorError":
+                raise ValueError(f"{where}: corrupt or truncated safetensors weights ({error})") from error
+            pickled = os.path.join(where, "pytorch_model.bin")
+            if isinstance(error, OSError) and kwargs["use_safetensors"] and os.path.isfile(pickled):
+                raise ValueError(
+                    f"{where}: only pickle weights (pytorch_model.bin), which can run code when loaded; hf-embed "
+                    "loads safetensors. If you trust the file, pass use_safetensors=False"
+                ) from error
+            if isinstance(error, RuntimeError) and "mismatched_sizes" in str(error):
+                raise ValueError(
+                    f"{where}: the weights' shapes disagree with its config.json (see the load report above)"
+                ) from error
+            raise
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, atomically per file: an interrupted save leaves the folder as it was.
+
+        Everything is written to a temporary folder beside `save_directory`, then moved in file by file
+        (each move is an atomic rename). Files already in the folder that the save does not write (a
+        tokenizer, say) are kept; stale weight shards of an earlier save are removed.
+        """
+        if kwargs.get("push_to_hub"):
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        target = os.path.abspath(save_directory)
+        parent = os.path.dirname(target)
+        os.makedirs(parent, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.saving-", dir=parent)
+        try:
+            super().save_pretrained(staging, *args, **kwargs)
+            os.makedirs(target, exist_ok=True)
+            written = sorted(os.listdir(staging), key=lambda name: name == "config.json")  # config last
+            for name in os.listdir(target):
+                stale_weights = name.startswith(("model-", "model.safetensors")) and name not in written
+                if stale_weights:
+                    os.remove(os.path.join(target, name))
+            for name in written:
+                os.replace(os.path.join(staging, name), os.path.join(target, name))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

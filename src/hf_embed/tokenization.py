@@ -93,12 +93,26 @@ def gpt2_tokenizer(model_max_length: int = GPT2_CONTEXT_LENGTH) -> PreTrainedTok
     return tokenizer
 
 
+def check_text(text: object) -> None:
+    """Raise `TypeError` unless `text` is a str, `ValueError` (naming the position) unless it is valid Unicode."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ValueError(
+                f"text has a lone surrogate {text[error.start]!r} at character {error.start}: not valid Unicode"
+            ) from None
+
+
 def encode(tokenizer, text: str) -> list[int]:
     """Token ids of `text`, no special tokens added; `<|endoftext|>` in the text becomes its id.
 
     Accepts a transformers tokenizer, a `tokenizers.Tokenizer`, or anything with
     `encode(text) -> list[int]` (a tiktoken `Encoding` is called with `allowed_special="all"`).
     """
+    check_text(text)
     backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
     if isinstance(backend, Tokenizer):
         # The backend directly: no "sequence longer than model_max_length" warning for a whole corpus.
@@ -238,6 +252,7 @@ __all__ = [
     "GPT2_PATTERN",
     "GPT2_VOCAB_SIZE",
     "byte_level_bpe",
+    "check_text",
     "check_vocab_compatible",
     "encode",
     "gpt2_tokenizer",
