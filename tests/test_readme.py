@@ -21,3 +21,19 @@ def test_readme_commands():
     first_block = re.search(r"```bash\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S).group(1)
     commands = [line.split("#")[0].strip() for line in first_block.splitlines() if line.strip()]
     assert commands == ['pip install -e ".[dev]"', "hf-embed demo", "pytest"]
+
+
+def test_guarantees_name_real_tests():
+    """Every test the README's Guarantees table cites exists."""
+    section = README.read_text(encoding="utf-8").split("## Guarantees", 1)[1].split("\n## ", 1)[0]
+    cited = 0
+    for row in section.splitlines():
+        current = None
+        for file_name, test_name in re.findall(r"`(tests/[\w/]+\.py)?(?:::(\w+))?`?", row):
+            if file_name:
+                current = README.parent / file_name
+                assert current.is_file(), file_name
+            if test_name:
+                assert current is not None and f"def {test_name}(" in current.read_text(), test_name
+                cited += 1
+    assert cited >= 15
