@@ -59,7 +59,35 @@ def num_windows(num_tokens: int, max_length: int, stride: int) -> int:
     return max(0, -(-(num_tokens - max_length) // stride))
 
 
-class SlidingWindowDataset(Dataset):
+class _Windows(Dataset):
+    """Window `i` of a flat token sequence: tokens `i * stride .. i * stride + max_length` (inclusive),
+    as `(inputs, targets)` = (first max_length, last max_length). Subclasses say where the tokens are."""
+
+    def _set_windows(self, num_tokens: int, max_length: int, stride: int, where: str = "") -> None:
+        self.max_length = _positive_int("max_length", max_length)
+        self.stride = _positive_int("stride", stride)
+        if num_tokens <= self.max_length:
+            raise ValueError(
+                f"{where}{num_tokens} tokens are too few for one window of max_length={self.max_length} "
+                f"(a window needs max_length + 1 = {self.max_length + 1} tokens: inputs plus the shifted target)"
+            )
+        self._len = num_windows(num_tokens, self.max_length, self.stride)
+
+    def _window(self, start: int) -> torch.Tensor:
+        """The int64 tokens start .. start + max_length, shape (max_length + 1,)."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not -self._len <= index < self._len:
+            raise IndexError(f"window {index} out of range for {self._len} windows")
+        window = self._window((index % self._len) * self.stride)  # (max_length + 1,)
+        return window[:-1], window[1:]
+
+
+class SlidingWindowDataset(_Windows):
     """`(inputs, targets)` windows over one flat id sequence; targets are inputs shifted by one.
 
     Equal, window for window, to the book's `GPTDatasetV1(txt, tokenizer, max_length, stride)`
@@ -73,28 +101,13 @@ class SlidingWindowDataset(Dataset):
         stride: int = 128,
         vocab_size: int | None = None,
     ):
-        self.max_length = _positive_int("max_length", max_length)
-        self.stride = _positive_int("stride", stride)
         self.token_ids = _as_id_tensor(token_ids)
         if vocab_size is not None:
             check_token_ids(self.token_ids, vocab_size)
-        n = self.token_ids.numel()
-        if n <= self.max_length:
-            raise ValueError(
-                f"{n} tokens are too few for one window of max_length={self.max_length} "
-                f"(a window needs max_length + 1 = {self.max_length + 1} tokens: inputs plus the shifted target)"
-            )
-        self._len = num_windows(n, self.max_length, self.stride)
+        self._set_windows(self.token_ids.numel(), max_length, stride)
 
-    def __len__(self) -> int:
-        return self._len
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if not -self._len <= index < self._len:
-            raise IndexError(f"window {index} out of range for {self._len} windows")
-        start = (index % self._len) * self.stride
-        window = self.token_ids[start : start + self.max_length + 1]  # (max_length + 1,) view
-        return window[:-1], window[1:]
+    def _window(self, start: int) -> torch.Tensor:
+        return self.token_ids[start : start + self.max_length + 1]  # a view: no copy
 
 
 class ShardSampler(Sampler[int]):
@@ -242,7 +255,7 @@ def read_header(path: str | Path) -> dict:
     return header
 
 
-class TokenFileDataset(Dataset):
+class TokenFileDataset(_Windows):
     """The windows of `SlidingWindowDataset` over a token file, read through a memory map.
 
     Opening costs O(1) time and memory whatever the file size; each item reads only its window. The
@@ -252,14 +265,9 @@ class TokenFileDataset(Dataset):
 
     def __init__(self, path: str | Path, max_length: int = 256, stride: int = 128):
         self.path = Path(path)
-        self.max_length = _positive_int("max_length", max_length)
-        self.stride = _positive_int("stride", stride)
         self.header = read_header(self.path)
         self.dtype = _DTYPES[self.header["dtype"]][0]
-        n = self.header["count"]
-        if n <= self.max_length:
-            raise ValueError(f"{self.path}: {n} tokens are too few for one window of max_length={self.max_length}")
-        self._len = num_windows(n, self.max_length, self.stride)
+        self._set_windows(self.header["count"], max_length, stride, where=f"{self.path}: ")
         self._tokens = None
 
     @property
@@ -271,15 +279,8 @@ class TokenFileDataset(Dataset):
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_tokens": None}
 
-    def __len__(self) -> int:
-        return self._len
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if not -self._len <= index < self._len:
-            raise IndexError(f"window {index} out of range for {self._len} windows")
-        start = (index % self._len) * self.stride
-        window = torch.from_numpy(self.tokens[start : start + self.max_length + 1].astype(np.int64))
-        return window[:-1], window[1:]
+    def _window(self, start: int) -> torch.Tensor:
+        return torch.from_numpy(self.tokens[start : start + self.max_length + 1].astype(np.int64))
 
 
 def _safe_split(text: str, limit: int) -> int:

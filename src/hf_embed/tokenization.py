@@ -58,11 +58,16 @@ def gpt2_vocab_files() -> tuple[Path, Path]:
 
 def byte_level_bpe(vocab_file: str | Path, merges_file: str | Path) -> Tokenizer:
     """A `tokenizers` byte-level BPE with GPT-2's pre-tokenization, from `encoder.json` + `vocab.bpe`."""
-    tokenizer = Tokenizer(models.BPE.from_file(str(vocab_file), str(merges_file)))
+    tokenizer = _gpt2_byte_level(Tokenizer(models.BPE.from_file(str(vocab_file), str(merges_file))))
+    tokenizer.add_special_tokens([AddedToken(ENDOFTEXT, special=True, normalized=False)])
+    return tokenizer
+
+
+def _gpt2_byte_level(tokenizer: Tokenizer) -> Tokenizer:
+    """GPT-2's byte-level pre-tokenization (its regex, no prefix space), decoding and offsets."""
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
-    tokenizer.add_special_tokens([AddedToken(ENDOFTEXT, special=True, normalized=False)])
     return tokenizer
 
 
@@ -215,10 +220,7 @@ def train_tokenizer(
     """
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 258:
         raise ValueError(f"`vocab_size` must be an integer >= 258 (256 bytes + <|endoftext|> + 1), got {vocab_size!r}")
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
+    tokenizer = _gpt2_byte_level(Tokenizer(models.BPE()))
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
