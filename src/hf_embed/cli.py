@@ -211,7 +211,9 @@ def _train_tokenizer(args: argparse.Namespace) -> int:
     for path in args.files:
         if path.is_dir():
             raise ValueError(f"{path}: is a directory, not a text file")
-    tokenizer = train_tokenizer(args.files, args.vocab_size, min_frequency=args.min_frequency, files=True)
+    tokenizer = train_tokenizer(
+        args.files, args.vocab_size, min_frequency=args.min_frequency, files=True, show_progress=sys.stderr.isatty()
+    )
     tokenizer.save_pretrained(args.output)
     print(f"trained a byte-level BPE of {len(tokenizer)} tokens -> {args.output}/")
     return 0

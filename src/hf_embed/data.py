@@ -455,7 +455,8 @@ def _write_result(result: tuple[np.ndarray, int], f, bar, count: int) -> int:
     ids, num_bytes = result
     f.write(ids.tobytes())
     bar.update(num_bytes)
-    bar.set_postfix_str(f"{count + len(ids):,} tokens", refresh=False)
+    elapsed = bar.format_dict["elapsed"] or float("inf")
+    bar.set_postfix_str(f"{count + len(ids):,} tokens, {(count + len(ids)) / elapsed:,.0f} tokens/s", refresh=False)
     return len(ids)
 
 

@@ -212,6 +212,7 @@ def train_tokenizer(
     min_frequency: int = 2,
     model_max_length: int = GPT2_CONTEXT_LENGTH,
     files: bool = False,
+    show_progress: bool = False,
 ) -> PreTrainedTokenizerFast:
     """Train a GPT-2-style byte-level BPE (GPT-2 pre-tokenization, `<|endoftext|>` = id 0) with `tokenizers`.
 
@@ -226,7 +227,7 @@ def train_tokenizer(
         min_frequency=min_frequency,
         special_tokens=[AddedToken(ENDOFTEXT, special=True, normalized=False)],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
+        show_progress=show_progress,
     )
     if files:
         paths = [str(p) for p in texts]
