@@ -55,11 +55,6 @@ def _check_integer_tensor(name: str, value: object) -> None:
         raise TypeError(f"`{name}` must hold integers (torch.int64 or torch.int32), got {value.dtype}")
 
 
-def _check_shape(name: str, value: torch.Tensor, expected: tuple[int, ...]) -> None:
-    if tuple(value.shape) != expected:
-        raise ValueError(f"`{name}` must have shape {expected}, got {tuple(value.shape)}")
-
-
 # --------------------------------------------------------------------------- positions
 
 
