@@ -54,7 +54,7 @@ def main() -> None:
         assert torch.equal(loaded.embeddings.wte.weight, model.embeddings.wte.weight)
 
         def read_all(tensors):
-            return sum(float(t.sum()) for t in tensors)
+            return sum(float(t.detach().sum()) for t in tensors)
 
         raw = median_ms(lambda: read_all(load_file(weights).values()), args.repeat)
         ours = median_ms(lambda: read_all(HfEmbedModel.from_pretrained(folder).parameters()), args.repeat)
