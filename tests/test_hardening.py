@@ -286,10 +286,10 @@ def test_killed_save_leaves_the_previous_folder_intact(tmp_path, tiny_ids):
     try:
         assert saver.stdout.readline().strip() == "saving"
         deadline = time.time() + 60
-        while not any(p.name.startswith(".model.saving-") for p in tmp_path.iterdir()):  # it is writing now
+        # Kill as soon as the new weights file exists in the staging folder: mid-write, before any rename.
+        while not any(tmp_path.glob(".model.saving-*/model.safetensors")):
             assert time.time() < deadline and saver.poll() is None
-            time.sleep(0.001)
-        time.sleep(0.05)
+            time.sleep(0.0005)
     finally:
         saver.send_signal(signal.SIGKILL)
         saver.wait()
