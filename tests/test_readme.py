@@ -8,12 +8,14 @@ from pathlib import Path
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_readme_example_runs(tmp_path, monkeypatch):
+def test_readme_examples_run(tmp_path, monkeypatch):
+    """Every Python block of the README runs, but the one that needs a token file of your own."""
     text = README.read_text(encoding="utf-8")
-    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert blocks, "the README has no Python example"
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S) if "tokens.bin" not in b]
+    assert len(blocks) >= 2, "the README's Python examples are missing"
     monkeypatch.chdir(tmp_path)
-    exec(compile(blocks[0], str(README), "exec"), {"__name__": "readme_example"})
+    for block in blocks:
+        exec(compile(block, str(README), "exec"), {"__name__": "readme_example"})
     assert (tmp_path / "my-embeddings" / "model.safetensors").is_file()
 
 
