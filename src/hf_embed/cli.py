@@ -81,7 +81,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"token + position embeddings: {tuple(inputs.shape)} -> {tuple(embeddings.shape)}")
 
     model.save_pretrained(args.output)
-    tokenizer.save_pretrained(args.output)
+    _save_tokenizer(tokenizer, args.output)
     reloaded = AutoModel.from_pretrained(args.output).eval()
     reloaded_tokenizer = AutoTokenizer.from_pretrained(args.output)
     with torch.no_grad():
@@ -214,7 +214,7 @@ def _train_tokenizer(args: argparse.Namespace) -> int:
     tokenizer = train_tokenizer(
         args.files, args.vocab_size, min_frequency=args.min_frequency, files=True, show_progress=sys.stderr.isatty()
     )
-    tokenizer.save_pretrained(args.output)
+    _save_tokenizer(tokenizer, args.output)
     print(f"trained a byte-level BPE of {len(tokenizer)} tokens -> {args.output}/")
     return 0
 
@@ -253,7 +253,7 @@ def _init(args: argparse.Namespace) -> int:
     tokenizer = _load_tokenizer(args.tokenizer)
     check_vocab_compatible(model.config, tokenizer)
     model.save_pretrained(args.output)
-    tokenizer.save_pretrained(args.output)
+    _save_tokenizer(tokenizer, args.output)
     c = model.config
     print(
         f"{args.output}/: {c.vocab_size} x {c.hidden_size} tokens, {c.position_embedding_type} positions up to "
@@ -285,6 +285,7 @@ def _embed(args: argparse.Namespace) -> int:
     from transformers import AutoTokenizer
 
     from . import HfEmbedModel
+    from .modeling_hf_embed import write_file_atomically
 
     if args.output.suffix not in (".safetensors", ".npy"):
         raise ValueError(f"--output must end in .safetensors or .npy, got {args.output.name!r}")
@@ -304,9 +305,11 @@ def _embed(args: argparse.Namespace) -> int:
     with torch.no_grad():
         embeddings = model(input_ids).last_hidden_state.contiguous()
     if args.output.suffix == ".npy":
-        np.save(args.output, embeddings.float().numpy())
+        write_file_atomically(args.output, lambda path: np.save(path, embeddings.float().numpy()))
     else:
-        save_file({"embeddings": embeddings, "input_ids": input_ids}, args.output)
+        write_file_atomically(
+            args.output, lambda path: save_file({"embeddings": embeddings, "input_ids": input_ids}, path)
+        )
     shapes = f"input_ids {tuple(input_ids.shape)} -> embeddings {tuple(embeddings.shape)} {embeddings.dtype}"
     print(f"{shapes} -> {args.output}")
     return 0
@@ -385,6 +388,12 @@ def _push(args: argparse.Namespace) -> int:
     info = push(model, tokenizer, args.repo_id, token=args.token, private=args.private or None, license=args.license)
     print(f"pushed {args.model} to {args.repo_id}: commit {info.oid}")
     return 0
+
+
+def _save_tokenizer(tokenizer, folder: Path) -> None:
+    from .modeling_hf_embed import write_folder_atomically
+
+    write_folder_atomically(folder, tokenizer.save_pretrained)
 
 
 def _read_text(path: Path) -> str:

@@ -290,14 +290,15 @@ def _safe_split(text: str, limit: int) -> int:
     it, no pre-token spans the cut, and the left part's last pre-token ends there too. The last such cut
     at or before `limit`, else the first after it, else the end of the text.
     """
-    low = limit
-    while low > 0:
-        low = max(0, low - 65536)
+    high = limit + 1
+    while high > 0:  # scan back in 64K windows; each window is read once
+        low = max(0, high - 65536)
         last = None
-        for last in _SPLIT.finditer(text, low, limit + 1):  # noqa: B007
+        for last in _SPLIT.finditer(text, low, high):  # noqa: B007
             pass
         if last is not None:
             return last.start()
+        high = low
     following = _SPLIT.search(text, limit)
     return following.start() if following is not None else len(text)
 

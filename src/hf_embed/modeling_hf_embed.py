@@ -368,6 +368,47 @@ class HfEmbeddings(nn.Module):
         return positions
 
 
+# --------------------------------------------------------------------------- files
+
+
+def write_folder_atomically(folder, write) -> None:
+    """Run `write(staging)` into a temporary folder beside `folder`, then move each file in by atomic rename.
+
+    An interrupted write leaves `folder` as it was. Files already there that `write` does not produce (a
+    tokenizer next to a model, say) are kept, except stale weight shards of an earlier save. `config.json`
+    moves last.
+    """
+    target = os.path.abspath(folder)
+    parent = os.path.dirname(target)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.saving-", dir=parent)
+    try:
+        write(staging)
+        os.makedirs(target, exist_ok=True)
+        written = sorted(os.listdir(staging), key=lambda name: name == "config.json")
+        if any(name.startswith(("model-", "model.safetensors")) for name in written):
+            for name in os.listdir(target):
+                if name.startswith(("model-", "model.safetensors")) and name not in written:
+                    os.remove(os.path.join(target, name))
+        for name in written:
+            os.replace(os.path.join(staging, name), os.path.join(target, name))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_file_atomically(path, write) -> None:
+    """Run `write(temporary_path)` (same folder and suffix as `path`), then rename it onto `path`."""
+    path = os.path.abspath(path)
+    stem, suffix = os.path.splitext(os.path.basename(path))
+    temporary = os.path.join(os.path.dirname(path), f".{stem}.tmp-{os.getpid()}{suffix}")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
 # --------------------------------------------------------------------------- the model
 
 
@@ -427,22 +468,10 @@ class HfEmbedPreTrainedModel(PreTrainedModel):
         """
         if kwargs.get("push_to_hub"):
             return super().save_pretrained(save_directory, *args, **kwargs)
-        target = os.path.abspath(save_directory)
-        parent = os.path.dirname(target)
-        os.makedirs(parent, exist_ok=True)
-        staging = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.saving-", dir=parent)
-        try:
-            super().save_pretrained(staging, *args, **kwargs)
-            os.makedirs(target, exist_ok=True)
-            written = sorted(os.listdir(staging), key=lambda name: name == "config.json")  # config last
-            for name in os.listdir(target):
-                stale_weights = name.startswith(("model-", "model.safetensors")) and name not in written
-                if stale_weights:
-                    os.remove(os.path.join(target, name))
-            for name in written:
-                os.replace(os.path.join(staging, name), os.path.join(target, name))
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        write_folder_atomically(
+            save_directory,
+            lambda staging: super(HfEmbedPreTrainedModel, self).save_pretrained(staging, *args, **kwargs),
+        )
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -662,4 +691,6 @@ __all__ = [
     "apply_rotary_pos_emb",
     "position_ids_from_attention_mask",
     "sinusoid_table",
+    "write_file_atomically",
+    "write_folder_atomically",
 ]

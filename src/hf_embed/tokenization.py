@@ -167,7 +167,8 @@ def tiktoken_encoding(tokenizer):
     import tiktoken
 
     backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
-    spec = json.loads(backend.to_str())
+    serialized = backend.to_str()
+    spec = json.loads(serialized)
     model, pre = spec["model"], spec.get("pre_tokenizer") or {}
 
     def refuse(why: str):
@@ -199,7 +200,7 @@ def tiktoken_encoding(tokenizer):
     if len(ranks) != len(vocab) or set(special.values()) & set(ranks.values()):
         return refuse("ids that collide")
     return tiktoken.Encoding(
-        f"hf-embed-{tokenizer_sha256(backend)[:12]}",
+        f"hf-embed-{hashlib.sha256(serialized.encode('utf-8')).hexdigest()[:12]}",
         pat_str=GPT2_PATTERN,
         mergeable_ranks=ranks,
         special_tokens=special,

@@ -18,6 +18,7 @@ from .modeling_hf_embed import (
     RelativePositionEmbedding,
     RotaryPositionEmbedding,
     SinusoidalPositionEmbedding,
+    write_file_atomically,
 )
 
 
@@ -69,7 +70,7 @@ def write_png(rgb: torch.Tensor, path: str | Path) -> None:
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
-    Path(path).write_bytes(png)
+    write_file_atomically(path, lambda temporary: Path(temporary).write_bytes(png))  # never half a picture
 
 
 def plot_position_similarity(
