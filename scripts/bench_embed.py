@@ -1,8 +1,10 @@
 """Embedding-stage speed: hf-embed against transformers' GPT-2 stage and the memory-bandwidth bound, one run.
 
 For each device, dtype and shape it prints medians of repeated runs and the ratios that matter:
-  forward          hf-embed `HfEmbedModel(ids)`, GPT-2's `wte(ids) + wpe(pos)` (same weights), and a plain
-                   copy of a tensor of the output's size (`clone`, which allocates like a forward does);
+  forward          hf-embed `HfEmbedModel(ids)` and its layer `model.embeddings(ids)`, GPT-2's `wte(ids) + wpe(pos)`
+                   (same weights), a plain copy of a tensor of the output's size (`clone`, which allocates like a
+                   forward does), the token gather alone (`F.embedding(ids, wte)`: the floor for any gather of
+                   rows spread over a table larger than the caches) and the raw two `F.embedding` calls plus add;
   forward+backward the same with loss = output.sum(); hf-embed dense and `sparse_gradients=True`;
   GB/s             2 x output bytes (rows read + output written) over the time.
 Outputs are checked equal to the GPT-2 stage (bit-identical in fp32) before anything is timed.
@@ -92,8 +94,10 @@ def bench_shape(model, sparse_model, gpt2, batch: int, seq: int, dtype: torch.dt
         forward = medians_ms(
             {
                 "hf_fwd": lambda: model(ids),
+                "layer_fwd": lambda: model.embeddings(ids),
                 "gpt2_fwd": lambda: gpt2_stage(gpt2, ids),
                 "copy_fwd": source.clone,
+                "gather_fwd": lambda: F.embedding(ids, wte),
                 "raw_fwd": lambda: F.embedding(ids, wte) + F.embedding(positions, wpe),
             },
             device,
@@ -121,9 +125,9 @@ def bench_shape(model, sparse_model, gpt2, batch: int, seq: int, dtype: torch.dt
 
 def report(rows: list[dict]) -> None:
     header = (
-        f"{'device':6} {'dtype':8} {'shape':17} | {'fwd ms':>8} {'gpt2':>8} {'copy':>8} | "
-        f"{'hf/gpt2':>7} {'hf/copy':>7} {'hf/raw':>6} {'GB/s':>6} | {'f+b ms':>8} {'sparse':>8} {'gpt2':>8} "
-        f"{'copy':>8} | {'gpt2/hf':>7} {'gpt2/sp':>7}"
+        f"{'device':6} {'dtype':8} {'shape':17} | {'fwd ms':>8} {'gpt2':>8} {'copy':>8} | {'hf/gpt2':>7} "
+        f"{'hf/copy':>7} {'hf/gath':>7} {'hf/raw':>6} {'lyr/raw':>7} {'GB/s':>6} | {'f+b ms':>8} {'sparse':>8} "
+        f"{'gpt2':>8} {'copy':>8} | {'gpt2/hf':>7} {'gpt2/sp':>7}"
     )
     print(header)
     print("-" * len(header))
@@ -131,14 +135,17 @@ def report(rows: list[dict]) -> None:
         print(
             f"{r['device']:6} {r['dtype']:8} {r['shape']:17} | {r['hf_fwd']:8.3f} {r['gpt2_fwd']:8.3f} "
             f"{r['copy_fwd']:8.3f} | {r['hf_fwd'] / r['gpt2_fwd']:7.2f} {r['hf_fwd'] / r['copy_fwd']:7.2f} "
-            f"{r['hf_fwd'] / r['raw_fwd']:6.2f} {r['gbps']:6.1f} | {r['hf_bwd']:8.2f} {r['hf_sparse_bwd']:8.2f} "
+            f"{r['hf_fwd'] / r['gather_fwd']:7.2f} {r['hf_fwd'] / r['raw_fwd']:6.2f} "
+            f"{r['layer_fwd'] / r['raw_fwd']:7.2f} {r['gbps']:6.1f} | {r['hf_bwd']:8.2f} {r['hf_sparse_bwd']:8.2f} "
             f"{r['gpt2_bwd']:8.2f} {r['copy_bwd']:8.2f} | {r['gpt2_bwd'] / r['hf_bwd']:7.2f} "
             f"{r['gpt2_bwd'] / r['hf_sparse_bwd']:7.2f}"
         )
     print(
-        "\nfwd: forward ms (median); hf/gpt2, hf/copy, hf/raw: hf-embed's time over GPT-2's stage, over a clone of "
-        "the output's size,\nover two raw F.embedding calls plus add; f+b: forward+backward ms (dense, sparse "
-        "token gradients); gpt2/hf, gpt2/sp: speed-ups."
+        "\nfwd: forward ms of HfEmbedModel (median). hf/gpt2, hf/copy, hf/gath, hf/raw: its time over GPT-2's stage, "
+        "over a clone of the\noutput's size, over the token gather alone (F.embedding(ids, wte)), over two raw "
+        "F.embedding calls plus add. lyr/raw: the\nembedding layer (model.embeddings, no ModelOutput) over the raw "
+        "calls. f+b: forward+backward ms (dense, sparse token gradients);\ngpt2/hf, gpt2/sp: speed-ups over GPT-2's "
+        "stage."
     )
 
 

@@ -115,3 +115,18 @@ def test_bad_ids_name_value_and_index_on_both_paths(model, hooked):
     for bad, value in (([[3, 99]], 99), ([[3, -1]], -1)):
         with pytest.raises(ValueError, match=rf"token id {value} at \[0, 1\] is outside the vocabulary \(size 99\)"):
             model(torch.tensor(bad))
+
+
+@pytest.mark.slow
+def test_torch_compile_fullgraph_equals_eager_and_checks_ids(model):
+    """torch.compile is the fused path (one kernel for gather + add): no graph break, same numbers, ids checked."""
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True, dynamic=True)
+    with torch.no_grad():
+        for shape in ((3, 7), (1, 16)):
+            ids = torch.randint(0, 99, shape)
+            assert torch.equal(compiled(ids).last_hidden_state, reference(model, ids))
+        ids = torch.randint(0, 99, (2, 4))
+        assert torch.equal(compiled(ids, past_key_values_length=5).last_hidden_state, reference(model, ids, None, 5))
+        with pytest.raises(RuntimeError, match=r"a token id is outside the vocabulary \(size 99\)"):
+            compiled(torch.tensor([[1, 99]]))

@@ -25,8 +25,8 @@ from transformers.modeling_outputs import BaseModelOutput, CausalLMOutput
 from .configuration_hf_embed import HfEmbedConfig
 
 # --------------------------------------------------------------------------- validation
-# Every check runs before any kernel and names the bad value and the limit. On CUDA the
-# value checks are asynchronous device asserts: validating must never add a host sync.
+# Every check names the bad value and the limit. On CUDA, and on any device under torch.compile, the
+# value checks are asynchronous device asserts: validating must never add a host sync or a graph break.
 
 
 def _first_bad(values: torch.Tensor, low: int, high: int) -> tuple[int, list[int]] | None:
@@ -41,7 +41,7 @@ def _first_bad(values: torch.Tensor, low: int, high: int) -> tuple[int, list[int
 
 
 def _check_range(values: torch.Tensor, high: int, what: str, limit: str) -> None:
-    if values.device.type in ("cpu", "meta"):
+    if values.device.type in ("cpu", "meta") and not torch.compiler.is_compiling():
         if values.device.type == "cpu" and (bad := _first_bad(values, 0, high)) is not None:
             value, index = bad
             raise ValueError(f"{what} {value} at {index} is outside {limit}")
@@ -315,7 +315,9 @@ class HfEmbeddings(nn.Module):
         owned = False  # a fresh gather may be added to in place; a caller's tensor may not
         if inputs_embeds is None:
             inputs_embeds = self.token_embeddings(input_ids)  # (B, T, D)
-            owned = not inputs_embeds._is_view()  # tensor parallel returns a view that must not be modified
+            # In place only into a fresh gather: tensor parallel returns a view that must not be modified, and
+            # under torch.compile the out-of-place add is fused into the gather anyway (one pass, no extra tensor).
+            owned = not torch.compiler.is_compiling() and not inputs_embeds._is_view()
         hidden_states, position_embeddings = self.wpe.add_to(inputs_embeds, positions, inplace=owned)
         if self.training and self.drop.p > 0:
             hidden_states = self.drop(hidden_states)
@@ -332,7 +334,7 @@ class HfEmbeddings(nn.Module):
         """
         if input_ids.dtype not in _INDEX_DTYPES:
             input_ids = input_ids.long()
-        if not (input_ids.is_cpu or input_ids.is_meta):
+        if torch.compiler.is_compiling() or not (input_ids.is_cpu or input_ids.is_meta):
             _check_range(input_ids, self.vocab_size, "token id", f"the vocabulary (size {self.vocab_size})")
         wte = self.wte
         try:
