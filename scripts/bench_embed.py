@@ -11,6 +11,7 @@ Outputs are checked equal to the GPT-2 stage (bit-identical in fp32) before anyt
 
     python scripts/bench_embed.py                      # CPU (and CUDA when present), fp32 and bf16
     python scripts/bench_embed.py --device cpu --dtype float32 --threads 1
+    python scripts/bench_embed.py --compile            # also torch.compile(model), the fused gather + add
 """
 
 from __future__ import annotations
@@ -72,13 +73,16 @@ def with_backward(forward, params):
     return step
 
 
-def bench(device: str, dtype: torch.dtype, repeat: int) -> list[dict]:
+def bench(device: str, dtype: torch.dtype, repeat: int, compile_: bool) -> list[dict]:
     model, gpt2 = build(device, dtype)
     sparse_model, _ = build(device, dtype, sparse=True)
-    return [bench_shape(model, sparse_model, gpt2, batch, seq, dtype, repeat) for batch, seq in SHAPES]
+    # torch.compile fuses the gather and the add into one kernel (one pass over the output); dynamic shapes
+    # compile once for all three shapes. The first call pays the compile (tens of seconds on a small CPU).
+    compiled = torch.compile(model, fullgraph=True, dynamic=True) if compile_ else None
+    return [bench_shape(model, sparse_model, gpt2, compiled, batch, seq, dtype, repeat) for batch, seq in SHAPES]
 
 
-def bench_shape(model, sparse_model, gpt2, batch: int, seq: int, dtype: torch.dtype, repeat: int) -> dict:
+def bench_shape(model, sparse_model, gpt2, compiled, batch: int, seq: int, dtype: torch.dtype, repeat: int) -> dict:
     device = model.device.type
     ids = torch.randint(0, V, (batch, seq), device=device)
     n = repeat * 20 if batch * seq <= 16 else repeat
@@ -88,11 +92,16 @@ def bench_shape(model, sparse_model, gpt2, batch: int, seq: int, dtype: torch.dt
             assert torch.equal(ours, reference), "hf-embed differs from the GPT-2 stage"
         else:  # within one rounding of the reduced-precision sum
             torch.testing.assert_close(ours, reference)
+        fns = {}
+        if compiled is not None:
+            assert torch.equal(compiled(ids).last_hidden_state, ours), "the compiled model differs from eager"
+            fns["compiled_fwd"] = lambda: compiled(ids)
         source = torch.empty_like(ours).normal_()
         wte, wpe = model.embeddings.wte.weight, model.embeddings.wpe.weight
         positions = torch.arange(seq, device=device)
         forward = medians_ms(
-            {
+            fns
+            | {
                 "hf_fwd": lambda: model(ids),
                 "layer_fwd": lambda: model.embeddings(ids),
                 "gpt2_fwd": lambda: gpt2_stage(gpt2, ids),
@@ -155,14 +164,24 @@ def main() -> None:
     parser.add_argument("--dtype", action="append", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--repeat", type=int, default=50)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile(model): the fused kernel")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     dtypes = [getattr(torch, name) for name in (args.dtype or ["float32", "bfloat16"])]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
-    rows = [row for device in devices for dtype in dtypes for row in bench(device, dtype, args.repeat)]
+    rows = [row for device in devices for dtype in dtypes for row in bench(device, dtype, args.repeat, args.compile)]
     report(rows)
+    if args.compile:
+        print(f"\n{'torch.compile':32} | {'fwd ms':>8} {'c/copy':>7} {'c/gpt2':>7} {'c/eager':>7} {'GB/s':>6}")
+        for r in rows:
+            gbps = r["gbps"] * r["hf_fwd"] / r["compiled_fwd"]
+            print(
+                f"{r['device']:6} {r['dtype']:8} {r['shape']:17} | {r['compiled_fwd']:8.3f} "
+                f"{r['compiled_fwd'] / r['copy_fwd']:7.2f} {r['compiled_fwd'] / r['gpt2_fwd']:7.2f} "
+                f"{r['compiled_fwd'] / r['hf_fwd']:7.2f} {gbps:6.1f}"
+            )
 
 
 if __name__ == "__main__":
