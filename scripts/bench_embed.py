@@ -97,13 +97,13 @@ def bench_shape(model, sparse_model, gpt2, compiled, batch: int, seq: int, dtype
             assert torch.equal(compiled(ids).last_hidden_state, ours), "the compiled model differs from eager"
             fns["compiled_fwd"] = lambda: compiled(ids)
         source = torch.empty_like(ours).normal_()
-        wte, wpe = model.embeddings.wte.weight, model.embeddings.wpe.weight
+        layer, wte, wpe = model.embeddings, model.embeddings.wte.weight, model.embeddings.wpe.weight
         positions = torch.arange(seq, device=device)
         forward = medians_ms(
             fns
             | {
                 "hf_fwd": lambda: model(ids),
-                "layer_fwd": lambda: model.embeddings(ids),
+                "layer_fwd": lambda: layer(ids),
                 "gpt2_fwd": lambda: gpt2_stage(gpt2, ids),
                 "copy_fwd": source.clone,
                 "gather_fwd": lambda: F.embedding(ids, wte),
