@@ -17,6 +17,7 @@ Outputs are checked equal to the GPT-2 stage (bit-identical in fp32) before anyt
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -170,7 +171,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     dtypes = [getattr(torch, name) for name in (args.dtype or ["float32", "bfloat16"])]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    malloc = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("MALLOC_"))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, glibc malloc: {malloc or 'defaults'}")
     rows = [row for device in devices for dtype in dtypes for row in bench(device, dtype, args.repeat, args.compile)]
     report(rows)
     if args.compile:
