@@ -11,29 +11,15 @@ also checks that loading draws no random numbers (no initialization of weights t
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 from transformers.utils import logging as hf_logging
 
+from bench_embed import medians_ms  # the same rotating-block medians (scripts/ is on sys.path when run)
 from hf_embed import HfEmbedConfig, HfEmbedModel
-
-
-def medians_ms(fns: dict, repeat: int, block: int = 3) -> dict:
-    """Median ms of each function; blocks of `block` calls rotate round-robin so machine drift hits all alike."""
-    times = {name: [] for name in fns}
-    for _ in range(max(1, repeat // block)):
-        for name, fn in fns.items():
-            fn()  # not timed
-            for _ in range(block):
-                start = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) * 1e3 for name, t in times.items()}
 
 
 def main() -> None:
@@ -67,7 +53,9 @@ def main() -> None:
                 "from_pretrained_only": lambda: HfEmbedModel.from_pretrained(folder),
                 "config_only": lambda: HfEmbedConfig.from_pretrained(folder),
             },
+            "cpu",
             args.repeat,
+            block=3,
         )
         raw, ours = times["load_file"], times["from_pretrained"]
         size_mb = weights.stat().st_size / 1e6

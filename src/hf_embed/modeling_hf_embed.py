@@ -53,6 +53,8 @@ _INDEX_DTYPES = (torch.int64, torch.int32)  # what the gather kernels take as th
 
 
 def _check_integer_tensor(name: str, value: object) -> None:
+    if isinstance(value, torch.Tensor) and value.dtype in _INDEX_DTYPES:  # the common case, first
+        return
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"`{name}` must be a torch.Tensor, got {type(value).__name__}")
     if value.dtype == torch.bool or value.is_floating_point() or value.is_complex():
@@ -335,7 +337,7 @@ class HfEmbeddings(nn.Module):
         if input_ids.dtype not in _INDEX_DTYPES:
             input_ids = input_ids.long()
         if torch.compiler.is_compiling() or not (input_ids.is_cpu or input_ids.is_meta):
-            _check_range(input_ids, self.vocab_size, "token id", f"the vocabulary (size {self.vocab_size})")
+            self._check_token_ids(input_ids)
         wte = self.wte
         try:
             if _is_stock_embedding(wte):
@@ -349,8 +351,11 @@ class HfEmbeddings(nn.Module):
             return wte(input_ids)
         except IndexError:
             if input_ids.is_cpu:  # name the first bad id; any other IndexError propagates
-                _check_range(input_ids, self.vocab_size, "token id", f"the vocabulary (size {self.vocab_size})")
+                self._check_token_ids(input_ids)
             raise
+
+    def _check_token_ids(self, input_ids: torch.Tensor) -> None:
+        _check_range(input_ids, self.vocab_size, "token id", f"the vocabulary (size {self.vocab_size})")
 
     def _check_inputs(self, input_ids, inputs_embeds) -> tuple[int, int]:
         if input_ids is not None and inputs_embeds is not None:
@@ -358,8 +363,7 @@ class HfEmbeddings(nn.Module):
         if input_ids is None and inputs_embeds is None:
             raise ValueError("You have to specify either `input_ids` or `inputs_embeds`")
         if input_ids is not None:
-            if not (isinstance(input_ids, torch.Tensor) and input_ids.dtype in _INDEX_DTYPES):
-                _check_integer_tensor("input_ids", input_ids)
+            _check_integer_tensor("input_ids", input_ids)
             if input_ids.dim() != 2:
                 raise ValueError(
                     f"`input_ids` must have rank 2 (batch, seq_len), got rank {input_ids.dim()} "
