@@ -19,7 +19,7 @@ from transformers import AutoModel, GPT2Config, GPT2LMHeadModel, Trainer, Traini
 from transformers.utils import logging as hf_logging
 
 from hf_embed import HfEmbedConfig, HfEmbedModel, create_dataloader, gpt2_tokenizer
-from hf_embed.cli import SAMPLE_TEXT
+from hf_embed.sample_text import SAMPLE_TEXT
 
 
 class Windows(torch.utils.data.Dataset):

@@ -26,7 +26,8 @@ from transformers import AutoModel
 from conftest import make_text
 from hf_embed import HfEmbedConfig, HfEmbedModel, SlidingWindowDataset, create_dataloader
 from hf_embed.cli import main
-from hf_embed.data import TokenFileDataset, read_header, tokenize_files
+from hf_embed.data import TokenFileDataset
+from hf_embed.token_files import read_header, tokenize_files
 from hf_embed.tokenization import encode
 
 DOCUMENTED = (ValueError, TypeError)
@@ -308,9 +309,8 @@ def test_save_keeps_other_files_and_drops_stale_shards(tmp_path):
     (folder / "model.safetensors.index.json").write_text("{}")
     HfEmbedModel(HfEmbedConfig.from_preset("tiny")).save_pretrained(folder)
     names = sorted(p.name for p in folder.iterdir())
-    assert names == sorted(
-        ["config.json", "configuration_hf_embed.py", "model.safetensors", "modeling_hf_embed.py", "tokenizer.json"]
-    )
+    code = ["atomic_write.py", "configuration_hf_embed.py", "modeling_hf_embed.py", "position_embeddings.py"]
+    assert names == sorted(["config.json", "model.safetensors", "tokenizer.json", *code, "validation.py"])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
 
 

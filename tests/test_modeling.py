@@ -114,7 +114,8 @@ def test_book_small_table_under_seed():
 def test_save_pretrained_layout(tiny_config, tmp_path):
     HfEmbedModel(tiny_config).save_pretrained(tmp_path)
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["config.json", "configuration_hf_embed.py", "model.safetensors", "modeling_hf_embed.py"]
+    code = ["atomic_write.py", "configuration_hf_embed.py", "modeling_hf_embed.py", "position_embeddings.py"]
+    assert names == sorted(["config.json", "model.safetensors", *code, "validation.py"])
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["model_type"] == "hf_embed"
     assert config["auto_map"] == {

@@ -9,6 +9,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# What `save_pretrained` copies next to the weights (the modeling file and what it imports, flattened).
+MODEL_FILES = (
+    "configuration_hf_embed.py",
+    "modeling_hf_embed.py",
+    "position_embeddings.py",
+    "validation.py",
+    "atomic_write.py",
+)
 
 
 def test_wheel_contents(tmp_path):
@@ -16,16 +24,16 @@ def test_wheel_contents(tmp_path):
     builder = wheel_builder.WheelBuilder(str(ROOT))
     (wheel,) = list(builder.build(directory=str(tmp_path), versions=["standard"]))
     names = set(zipfile.ZipFile(wheel).namelist())
-    presets = {f"hf_embed/configs/{p.name}" for p in (ROOT / "configs").glob("*.json")}
+    presets = {f"hf_embed/presets/{p.name}" for p in (ROOT / "src" / "hf_embed" / "presets").glob("*.json")}
     assert presets and presets <= names
-    for required in ("py.typed", "configuration_hf_embed.py", "modeling_hf_embed.py", "cli.py", "__init__.py"):
+    for required in ("py.typed", *MODEL_FILES, "cli/__init__.py", "__init__.py"):
         assert f"hf_embed/{required}" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "hf-embed = hf_embed.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def test_model_files_import_only_torch_transformers_and_each_other():
-    """`save_pretrained` copies these two files for `trust_remote_code`, where only a flat folder exists."""
+    """`save_pretrained` copies these files for `trust_remote_code`, where only a flat folder exists."""
     allowed = {"torch", "transformers"} | {  # and the standard library
         "__future__",
         "dataclasses",
@@ -38,14 +46,15 @@ def test_model_files_import_only_torch_transformers_and_each_other():
         "shutil",
         "tempfile",
     }
-    for name in ("configuration_hf_embed.py", "modeling_hf_embed.py"):
+    siblings = {name.removesuffix(".py") for name in MODEL_FILES}
+    for name in MODEL_FILES:
         tree = ast.parse((ROOT / "src" / "hf_embed" / name).read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 modules = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
                 if node.level == 1:  # `from .configuration_hf_embed import ...`: a sibling, flattened alongside
-                    assert node.module == "configuration_hf_embed", f"{name}: from .{node.module}"
+                    assert node.module in siblings, f"{name}: from .{node.module}"
                     continue
                 modules = [node.module]
             else:

@@ -12,7 +12,7 @@ from transformers.models.llama.modeling_llama import apply_rotary_pos_emb as lla
 from transformers.models.wav2vec2_bert.modeling_wav2vec2_bert import _apply_relative_key_position_encoding
 
 from hf_embed import HfEmbedConfig, HfEmbedModel, apply_rotary_pos_emb
-from hf_embed.modeling_hf_embed import sinusoid_table
+from hf_embed.position_embeddings import sinusoid_table
 
 SCHEMES = ["absolute", "sinusoidal", "rotary", "relative", "none"]
 

@@ -14,15 +14,8 @@ from transformers import AutoTokenizer
 from conftest import make_text
 from hf_embed import HfEmbedConfig, SlidingWindowDataset, create_dataloader
 from hf_embed.cli import main
-from hf_embed.data import (
-    ShardSampler,
-    TokenFileDataset,
-    _choose_dtype,
-    iter_text_chunks,
-    read_header,
-    tokenize_dataset,
-    tokenize_files,
-)
+from hf_embed.data import ShardSampler, TokenFileDataset
+from hf_embed.token_files import _choose_dtype, iter_text_chunks, read_header, tokenize_dataset, tokenize_files
 from hf_embed.tokenization import check_vocab_compatible, tiktoken_encoding, train_tokenizer, wrap_tokenizer
 
 TRICKY = "a  \n b\r\n\r\nc \t d\n\n\ne  f's 12 34\u3000x\u00a0y é\n中文 \n\n  🤗\n" * 40

@@ -10,7 +10,7 @@ import torch
 
 from hf_embed import HfEmbedConfig, HfEmbedModel
 from hf_embed.cli import main
-from hf_embed.modeling_hf_embed import sinusoid_table
+from hf_embed.position_embeddings import sinusoid_table
 from hf_embed.visualize import cosine_similarity_matrix, plot_position_similarity, position_vectors
 
 

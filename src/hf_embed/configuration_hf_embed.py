@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import json
 from importlib import resources
-from pathlib import Path
 
 from transformers import PretrainedConfig
 
 MAX_TABLE_ELEMENTS = 2**32  # a table larger than this is a typo, not a model: refused before allocating
 POSITION_EMBEDDING_TYPES = ("absolute", "sinusoidal", "rotary", "relative", "none")
 
-# Presets ship inside the wheel as `hf_embed/configs/*.json`; in a source checkout
-# (editable install) they live in the repository's top-level `configs/`.
-_CHECKOUT_PRESETS = Path(__file__).resolve().parents[2] / "configs"
-
 
 def _preset_dir():
-    packaged = resources.files(__package__).joinpath("configs")
-    return packaged if packaged.is_dir() else _CHECKOUT_PRESETS
+    """`hf_embed/presets/`: JSON files shipped inside the package (absent where only the model files were copied)."""
+    return resources.files(__package__).joinpath("presets")
 
 
 def available_presets() -> list[str]:

@@ -12,10 +12,11 @@ import functools
 import hashlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
@@ -207,6 +208,18 @@ def tiktoken_encoding(tokenizer):
     )
 
 
+def fast_encoder(tokenizer) -> tuple[str, Callable[[str], np.ndarray]]:
+    """(engine name, text -> ids) for `tokenizer`: tiktoken's engine where it can express the vocabulary.
+
+    Special-token text (`<|endoftext|>`) becomes its id on both engines, as `tokenizer(text)` does.
+    """
+    encoding = tiktoken_encoding(tokenizer)
+    if encoding is not None:
+        return "tiktoken", lambda text: encoding.encode_to_numpy(text, allowed_special="all")
+    backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
+    return "tokenizers", lambda text: np.asarray(backend.encode(text, add_special_tokens=False).ids, dtype=np.uint32)
+
+
 def train_tokenizer(
     texts: Iterable[str] | Iterable[str | Path],
     vocab_size: int,
@@ -259,6 +272,7 @@ __all__ = [
     "check_text",
     "check_vocab_compatible",
     "encode",
+    "fast_encoder",
     "gpt2_tokenizer",
     "gpt2_vocab_files",
     "tiktoken_encoding",

@@ -12,13 +12,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .modeling_hf_embed import (
-    HfEmbedModel,
+from .atomic_write import write_file_atomically
+from .modeling_hf_embed import HfEmbedModel
+from .position_embeddings import (
     LearnedPositionEmbedding,
     RelativePositionEmbedding,
     RotaryPositionEmbedding,
     SinusoidalPositionEmbedding,
-    write_file_atomically,
 )
 
 

@@ -1,0 +1,86 @@
+"""Commands on corpora: `tokenize`, `train-tokenizer`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .common import load_tokenizer, save_tokenizer
+
+
+def add_tokenize(subparsers) -> None:
+    p = subparsers.add_parser(
+        "tokenize",
+        help="tokenize text files into one token file (+ JSON header) for training",
+        description=(
+            "Read UTF-8 text files (BOM dropped, line ends kept), tokenize them on all cores and write one flat "
+            "token file (uint16 when the vocabulary fits, else uint32) plus OUTPUT.json describing it. The file "
+            "appears only when complete. Open it with hf_embed.data.TokenFileDataset or create_dataloader(Path)."
+        ),
+    )
+    p.add_argument("files", nargs="+", type=Path, help="UTF-8 text files, tokenized in the order given")
+    p.add_argument("--output", type=Path, required=True, help="the token file to write, e.g. tokens.bin")
+    p.add_argument("--tokenizer", default="gpt2", help="'gpt2' (built in, offline) or a saved tokenizer folder")
+    p.add_argument("--eos-between-files", action="store_true", help="put the eos token between files")
+    p.add_argument("--dtype", choices=["uint16", "uint32"], help="token dtype (default: the smallest that fits)")
+    p.add_argument("--threads", type=int, help="encoding threads (default: all cores)")
+    p.add_argument("--num-shards", type=int, default=1, help="split the files into this many shards")
+    p.add_argument("--shard-index", type=int, default=0, help="which shard this process writes (0-based)")
+    p.set_defaults(func=_tokenize)
+
+
+def _tokenize(args: argparse.Namespace) -> int:
+    import time
+
+    from ..token_files import tokenize_files
+
+    tokenizer = load_tokenizer(args.tokenizer)
+    start = time.perf_counter()
+    header = tokenize_files(
+        args.files,
+        args.output,
+        tokenizer,
+        eos_between_files=args.eos_between_files,
+        dtype=args.dtype,
+        num_threads=args.threads,
+        shard_index=args.shard_index,
+        num_shards=args.num_shards,
+    )
+    seconds = time.perf_counter() - start
+    megabytes = sum(f["bytes"] for f in header["files"]) / 1e6
+    print(
+        f"{len(header['files'])} files, {megabytes:.1f} MB -> {header['count']:,} {header['dtype']} tokens in "
+        f"{args.output} ({megabytes / seconds:.1f} MB/s, engine {header['engine']})"
+    )
+    return 0
+
+
+def add_train_tokenizer(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train-tokenizer",
+        help="train a new GPT-2-style byte-level BPE vocabulary",
+        description=(
+            "Train a byte-level BPE with GPT-2's pre-tokenization and <|endoftext|> on UTF-8 text files, and save "
+            "it as a transformers tokenizer folder that AutoTokenizer loads."
+        ),
+    )
+    p.add_argument("files", nargs="+", type=Path, help="UTF-8 text files to learn from")
+    p.add_argument("--vocab-size", type=int, required=True, help="vocabulary size, bytes and <|endoftext|> included")
+    p.add_argument("--min-frequency", type=int, default=2, help="merge only pairs seen this often (default: 2)")
+    p.add_argument("--output", type=Path, required=True, help="folder to save the tokenizer into")
+    p.set_defaults(func=_train_tokenizer)
+
+
+def _train_tokenizer(args: argparse.Namespace) -> int:
+    from ..tokenization import train_tokenizer
+
+    for path in args.files:
+        if path.is_dir():
+            raise ValueError(f"{path}: is a directory, not a text file")
+    tokenizer = train_tokenizer(
+        args.files, args.vocab_size, min_frequency=args.min_frequency, files=True, show_progress=sys.stderr.isatty()
+    )
+    save_tokenizer(tokenizer, args.output)
+    print(f"trained a byte-level BPE of {len(tokenizer)} tokens -> {args.output}/")
+    return 0
