@@ -2,35 +2,22 @@
 
 from __future__ import annotations
 
-import random
-
 import pytest
 import torch
+from hypothesis import settings
 
+from helpers import make_text
 from hf_embed import HfEmbedConfig
 from hf_embed.tokenization import ENDOFTEXT, gpt2_vocab_files
 
+# Property tests are derandomized by default, so every run tries the same cases and a failure reproduces;
+# `pytest --hypothesis-profile explore` searches new ones.
+settings.register_profile("deterministic", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile("deterministic")
+
 # tiktoken's GPT-2 pre-tokenization pattern (tiktoken_ext/openai_public.py, `gpt2`).
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-
-WORDS = (
-    "the a of and to in is was he she it that with for as his her on at by from they we "
-    "lighthouse ledger harbour keeper winter evening question library painted grey silent "
-    "café naïve déjà-vu Straße niño 東京 北京 😀 🤗 don't I'm we'll they've 1908 3.14 42"
-).split()
-
-
-def make_text(num_words: int, seed: int = 0) -> str:
-    """Deterministic text with punctuation, line breaks, accents, CJK and emoji."""
-    rng = random.Random(seed)
-    out = []
-    for i in range(num_words):
-        out.append(rng.choice(WORDS))
-        if i % 11 == 10:
-            out.append(rng.choice([".", ",", "!", "?", ";"]))
-        if i % 37 == 36:
-            out.append(rng.choice(["\n", "\n\n", "\r\n", "  "]))
-    return " ".join(out)
 
 
 @pytest.fixture(scope="session")

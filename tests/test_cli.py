@@ -16,6 +16,7 @@ from transformers import AutoModel, AutoTokenizer
 from hf_embed.cli import SAMPLE_TEXT, main
 
 
+@pytest.mark.slow
 def test_demo_runs_offline_on_embedded_text(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     output = tmp_path / "demo"
@@ -35,6 +36,7 @@ def test_demo_runs_offline_on_embedded_text(tmp_path, capsys, monkeypatch):
     assert torch.equal(model.embeddings.wte.weight, torch.nn.Embedding(50257, 256).weight)
 
 
+@pytest.mark.slow
 def test_demo_with_text_file(tmp_path, capsys):
     text_file = tmp_path / "story.txt"
     text_file.write_text("Ein kleiner Text über Bücher und Straßen. " * 10, encoding="utf-8")
@@ -63,6 +65,7 @@ def test_usage_error_exits_2(capsys):
     assert exit_info.value.code == 2
 
 
+@pytest.mark.slow
 def test_console_script_is_installed(tmp_path):
     """The README's main-job command, as a user runs it, from a fresh folder."""
     executable = shutil.which("hf-embed") or str(Path(sys.executable).with_name("hf-embed"))
@@ -87,6 +90,7 @@ def test_every_subcommand_has_help(capsys):
         assert f"usage: hf-embed {command}" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_init_embed_inspect(tmp_path, capsys):
     from safetensors.torch import load_file
 
@@ -131,6 +135,7 @@ def test_init_refuses_a_tokenizer_too_big_for_the_model(tmp_path, capsys):
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.slow
 def test_init_from_gpt2(tmp_path, capsys):
     from transformers import GPT2Config, GPT2LMHeadModel
 

@@ -8,6 +8,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+pytestmark = pytest.mark.slow  # torchrun subprocesses
+
 WORKER = textwrap.dedent(
     """
     import json, sys

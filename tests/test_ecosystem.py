@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments, pipeline
@@ -40,6 +41,7 @@ def test_causal_lm_tying_survives_save_and_load(tiny_ids, tmp_path):
     assert torch.equal(base(tiny_ids).last_hidden_state, model.model(tiny_ids).last_hidden_state)
 
 
+@pytest.mark.slow
 def test_trainer_trains_the_tables_alone(tmp_path):
     """A bigram-with-positions model trained with transformers' Trainer on hf-embed's windows."""
     torch.manual_seed(0)
@@ -79,6 +81,7 @@ def test_trainer_trains_the_tables_alone(tmp_path):
     assert torch.equal(reloaded.model.embeddings.wte.weight, model.model.embeddings.wte.weight)
 
 
+@pytest.mark.slow
 def test_feature_extraction_pipeline(tmp_path):
     model = HfEmbedModel(HfEmbedConfig.from_preset("gpt2", hidden_size=64, embedding_dropout=0.0)).eval()
     tokenizer = gpt2_tokenizer()
@@ -122,6 +125,7 @@ TP_WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_tensor_parallel_two_ranks(tmp_path, tiny_ids):
     model = HfEmbedModel(HfEmbedConfig.from_preset("tiny", vocab_size=100)).eval()
     model.save_pretrained(tmp_path / "model")
@@ -147,6 +151,7 @@ def test_parallel_plans_name_the_right_modules():
     assert model.config.base_model_tp_plan == {"embeddings.wte": "embedding_rowwise"}
 
 
+@pytest.mark.slow
 def test_train_tiny_gpt_script(tmp_path, monkeypatch):
     """scripts/train_tiny_gpt.py, a few steps: GPT-2 trains on hf-embed's tables; they come back as hf-embed."""
     import importlib.util

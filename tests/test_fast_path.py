@@ -118,6 +118,7 @@ def test_bad_ids_name_value_and_index_on_both_paths(model, hooked):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_torch_compile_fullgraph_equals_eager_and_checks_ids(model):
     """torch.compile is the fused path (one kernel for gather + add): no graph break, same numbers, ids checked."""
     torch._dynamo.reset()

@@ -19,6 +19,8 @@ from hf_embed import HfEmbedConfig, HfEmbedModel
 from hf_embed.hub import model_card
 from hub_server import VALID_TOKEN, HubServer
 
+pytestmark = pytest.mark.slow  # subprocesses, a loopback server
+
 PUSH = textwrap.dedent(
     """
     import json, sys

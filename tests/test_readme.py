@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
+@pytest.mark.slow
 def test_readme_examples_run(tmp_path, monkeypatch):
     """Every Python block of the README runs, but the one that needs a token file of your own."""
     text = README.read_text(encoding="utf-8")

@@ -6,10 +6,13 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
 from hf_embed import HfEmbedConfig, HfEmbedModel
+
+pytestmark = pytest.mark.slow  # subprocesses, a loopback server
 
 SCHEMES = ["absolute", "sinusoidal", "rotary", "relative", "none"]
 

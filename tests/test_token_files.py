@@ -11,7 +11,7 @@ import torch
 from tokenizers import normalizers
 from transformers import AutoTokenizer
 
-from conftest import make_text
+from helpers import make_text
 from hf_embed import HfEmbedConfig, SlidingWindowDataset, create_dataloader
 from hf_embed.cli import main
 from hf_embed.data import ShardSampler, TokenFileDataset
@@ -57,6 +57,7 @@ def test_tokenize_files_equals_the_tokenizer(gpt2_tok, tmp_path):
     assert header["tokenizer_sha256"] and header["vocab_size"] == 50257
 
 
+@pytest.mark.slow
 def test_bom_dropped_crlf_kept(gpt2_tok, tmp_path):
     path = write(tmp_path / "bom.txt", "line one\r\nline two\r\n", bom=True)
     tokenize_files([path], tmp_path / "t.bin", gpt2_tok)
@@ -70,6 +71,7 @@ def test_eos_between_files(gpt2_tok, tmp_path):
     assert read_tokens(tmp_path / "t.bin") == expected + ids_of(gpt2_tok, "file number 2")
 
 
+@pytest.mark.slow
 def test_shards_concatenate_to_the_single_process_file(gpt2_tok, tmp_path):
     files = [write(tmp_path / f"{i}.txt", make_text(100, seed=i)) for i in range(5)]
     tokenize_files(files, tmp_path / "all.bin", gpt2_tok, eos_between_files=True)
@@ -98,6 +100,7 @@ def test_bad_corpus_inputs_are_clear_errors(gpt2_tok, tmp_path):
         tokenize_files([good], out, gpt2_tok, shard_index=3, num_shards=2)
 
 
+@pytest.mark.slow
 def test_invalid_utf8_names_the_byte_and_leaves_nothing(gpt2_tok, tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(("x" * 3_000_000).encode() + b"\xff tail")
@@ -246,6 +249,7 @@ def test_model_and_tokenizer_vocab_must_agree():
         check_vocab_compatible(HfEmbedConfig.from_preset("tiny"), tokenizer)
 
 
+@pytest.mark.slow
 def test_cli_tokenize_and_train(tmp_path, capsys):
     files = [write(tmp_path / f"{i}.txt", make_text(300, seed=i)) for i in range(2)]
     assert main(["train-tokenizer", *map(str, files), "--vocab-size", "400", "--output", str(tmp_path / "tok")]) == 0
