@@ -66,6 +66,87 @@ def test_gpt2_parity_with_gpt2model_hidden_states(tiny_ids):
     assert torch.equal(model(tiny_ids).last_hidden_state, reference)
 
 
+@pytest.mark.parametrize("with_positions", [False, True])
+def test_gpt2_parity_with_token_types_positions_and_masks(tiny_ids, with_positions):
+    """GPT-2 embeds `token_type_ids` with `wte` and adds them after the positions: bit for bit, masks included."""
+    gpt2 = small_gpt2()
+    model = HfEmbedModel.from_gpt2(gpt2).eval()
+    generator = torch.Generator().manual_seed(2)
+    token_types = torch.randint(0, 99, tiny_ids.shape, generator=generator)
+    mask = torch.ones_like(tiny_ids)
+    kwargs = {"token_type_ids": token_types, "attention_mask": mask}
+    if with_positions:  # with explicit positions a padded mask means the same to both models
+        mask[:5, :3] = 0
+        kwargs["position_ids"] = torch.randint(0, 16, tiny_ids.shape, generator=generator)
+    with torch.no_grad():
+        reference = gpt2(tiny_ids, output_hidden_states=True, **kwargs).hidden_states[0]
+    assert torch.equal(model(tiny_ids, **kwargs).last_hidden_state, reference)
+    one_row = {**kwargs, "token_type_ids": token_types[:1]}  # (1, T) token types broadcast over the batch, as in GPT-2
+    with torch.no_grad():
+        reference = gpt2(tiny_ids, output_hidden_states=True, **one_row).hidden_states[0]
+    assert torch.equal(model(tiny_ids, **one_row).last_hidden_state, reference)
+    with pytest.raises(ValueError, match=r"token type id 99 at \[0, 1\] is outside the vocabulary \(size 99\)"):
+        model(tiny_ids[:1, :2], token_type_ids=torch.tensor([[0, 99]]))
+    with pytest.raises(ValueError, match=r"`token_type_ids` must have shape \(13, 7\) or \(1, 7\), got \(13, 6\)"):
+        model(tiny_ids, token_type_ids=token_types[:, :6])
+
+
+def test_output_hidden_states_is_the_embedding_output(tiny_config, tiny_ids):
+    model = HfEmbedModel(tiny_config).eval()
+    out = model(tiny_ids, output_hidden_states=True)
+    assert len(out.hidden_states) == 1 and out.hidden_states[0] is out.last_hidden_state
+    assert model(tiny_ids).hidden_states is None
+    as_tuple = model(tiny_ids, output_hidden_states=True, return_dict=False)
+    assert len(as_tuple) == 2 and torch.equal(as_tuple[0], out.last_hidden_state) and as_tuple[1][0] is as_tuple[0]
+    model.config.output_hidden_states = True
+    assert len(model(tiny_ids).hidden_states) == 1
+
+
+def test_unknown_keywords_are_refused_by_name(tiny_config, tiny_ids):
+    model = HfEmbedModel(tiny_config).eval()
+    mask = torch.ones_like(tiny_ids)
+    with pytest.raises(TypeError, match=r"argument 'attention_mak'; did you mean 'attention_mask'\?"):
+        model(tiny_ids, attention_mak=mask)
+    with pytest.raises(TypeError, match=r"HfEmbedModel.forward\(\) got an unexpected keyword argument 'head_mask'"):
+        model(tiny_ids, head_mask=None)
+    with pytest.raises(TypeError, match="'cache_position'"):  # positions are position_ids or past_key_values_length
+        model(tiny_ids, cache_position=torch.arange(7))
+
+
+def test_keywords_of_transformers_machinery_are_accepted(tiny_config, tiny_ids):
+    """What generation, Trainer and packing collators pass: accepted and ignored (the output is unchanged)."""
+    from transformers import DataCollatorWithFlattening, DynamicCache
+    from transformers.utils.generic import TransformersKwargs
+
+    from hf_embed.modeling_hf_embed import IGNORED_FORWARD_KEYWORDS
+
+    explicit = {"position_ids", "output_hidden_states"}  # parameters of the forward itself
+    assert set(TransformersKwargs.__annotations__) - explicit <= IGNORED_FORWARD_KEYWORDS
+    model = HfEmbedModel(tiny_config).eval()
+    expected = model(tiny_ids).last_hidden_state
+    machinery = {
+        "cache": DynamicCache(),
+        "past_key_values": None,
+        "use_cache": True,
+        "output_attentions": False,
+        "logits_to_keep": 1,
+        "num_items_in_batch": torch.tensor(91),
+    }
+    assert torch.equal(model(tiny_ids, **machinery).last_hidden_state, expected)
+
+    collate = DataCollatorWithFlattening(return_flash_attn_kwargs=True, return_seq_idx=True, return_tensors="pt")
+    batch = collate([{"input_ids": [1, 2, 3]}, {"input_ids": [4, 5]}])
+    batch.pop("labels")
+    packed = model(**batch).last_hidden_state  # each example restarts at position 0
+    assert torch.equal(packed[0, :3], model(torch.tensor([[1, 2, 3]])).last_hidden_state[0])
+    assert torch.equal(packed[0, 3:], model(torch.tensor([[4, 5]])).last_hidden_state[0])
+
+    cache = DynamicCache()
+    cache.update(torch.zeros(1, 1, 4, 2), torch.zeros(1, 1, 4, 2), 0)
+    with pytest.raises(ValueError, match=r"`cache` holds 4 tokens.*past_key_values_length=4"):
+        model(tiny_ids, cache=cache)
+
+
 def test_from_gpt2_directory(tmp_path, tiny_ids):
     gpt2 = small_gpt2(GPT2LMHeadModel)
     gpt2.save_pretrained(tmp_path)

@@ -10,7 +10,10 @@ weights for `trust_remote_code` loading.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -50,6 +53,73 @@ def _is_stock_embedding(module: nn.Module) -> bool:
     )
 
 
+# --------------------------------------------------------------------------- keywords
+
+# What transformers' machinery passes to a model's `forward` (checked on transformers 5.24) that the embedding
+# stage has no use for. Generation passes `cache` (`past_key_values` before it was renamed), `use_cache`,
+# `output_attentions`, and `logits_to_keep` where the forward declares it; Trainer passes `num_items_in_batch`
+# to a forward that takes `**kwargs`; packed-sequence collators (`DataCollatorWithFlattening`) add
+# flash-attention's `cu_seq_lens_q`/`cu_seq_lens_k`/`max_length_q`/`max_length_k` and `seq_idx` (positions come
+# in `position_ids`); `TransformersKwargs` also names `output_router_logits` and `is_causal`. Generation passes
+# `cache_position` only to a forward that declares it, which hf-embed's do not: positions are `position_ids` or
+# `past_key_values_length`.
+IGNORED_FORWARD_KEYWORDS = frozenset(
+    {
+        "cache",
+        "past_key_values",
+        "use_cache",
+        "output_attentions",
+        "output_router_logits",
+        "logits_to_keep",
+        "num_items_in_batch",
+        "cu_seq_lens_q",
+        "cu_seq_lens_k",
+        "max_length_q",
+        "max_length_k",
+        "seq_idx",
+        "is_causal",
+    }
+)
+
+
+def check_forward_keywords(forward: Callable, kwargs: dict) -> None:
+    """The keyword policy of every hf-embed `forward`: refuse what neither it nor transformers' machinery passes.
+
+    Call it first thing with the forward's `**kwargs`. Keywords in `IGNORED_FORWARD_KEYWORDS` are accepted and
+    ignored, except a cache that already holds tokens: hf-embed keeps none, so the new tokens' positions would
+    silently start at 0.
+
+    Args:
+        forward: the bound `forward` being called (its name and parameters make the message).
+        kwargs: the keywords it received beyond its own parameters.
+
+    Raises:
+        TypeError: for any other keyword, named, with the closest accepted name when there is one
+            (`attention_mak` -> `attention_mask`).
+        ValueError: for a `cache`/`past_key_values` that holds tokens.
+    """
+    for name, value in kwargs.items():
+        if name not in IGNORED_FORWARD_KEYWORDS:
+            known = [*inspect.signature(forward).parameters, *sorted(IGNORED_FORWARD_KEYWORDS)]
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"{forward.__qualname__}() got an unexpected keyword argument {name!r}{hint}")
+        if name in ("cache", "past_key_values") and value is not None and (cached := _cached_tokens(value)):
+            raise ValueError(
+                f"`{name}` holds {cached} tokens, but hf-embed keeps no cache and would place the new tokens at "
+                f"position 0; pass `past_key_values_length={cached}` or `position_ids` instead"
+            )
+
+
+def _cached_tokens(cache) -> int:
+    """How many tokens a transformers `Cache` (or a legacy tuple of per-layer (key, value)) holds."""
+    if hasattr(cache, "get_seq_length"):
+        return int(cache.get_seq_length())
+    if isinstance(cache, (tuple, list)) and cache and cache[0] is not None and len(cache[0]):
+        return int(cache[0][0].shape[-2])  # (B, heads, P, head_dim)
+    return 0
+
+
 # --------------------------------------------------------------------------- positions
 
 
@@ -87,8 +157,13 @@ class HfEmbeddings(nn.Module):
         inputs_embeds: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         past_key_values_length: int = 0,
+        *,
+        token_type_ids: torch.LongTensor | None = None,
     ):
-        """Embed `input_ids` (B, T) or take `inputs_embeds` (B, T, D) -> ((B, T, D), position embeddings)."""
+        """Embed `input_ids` (B, T) or take `inputs_embeds` (B, T, D) -> ((B, T, D), position embeddings).
+
+        `token_type_ids` (B or 1, T) are embedded with `wte` and added after the positions, as GPT-2 does.
+        """
         batch, seq_len = self._check_inputs(input_ids, inputs_embeds)
         device = (input_ids if input_ids is not None else inputs_embeds).device
         positions = self._positions(batch, seq_len, device, position_ids, attention_mask, past_key_values_length)
@@ -100,11 +175,13 @@ class HfEmbeddings(nn.Module):
             # under torch.compile the out-of-place add is fused into the gather anyway (one pass, no extra tensor).
             owned = not torch.compiler.is_compiling() and not inputs_embeds._is_view()
         hidden_states, position_embeddings = self.wpe.add_to(inputs_embeds, positions, inplace=owned)
+        if token_type_ids is not None:
+            hidden_states = hidden_states + self._token_type_embeddings(token_type_ids, batch, seq_len)
         if self.training and self.drop.p > 0:
             hidden_states = self.drop(hidden_states)
         return hidden_states, position_embeddings
 
-    def token_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
+    def token_embeddings(self, input_ids: torch.Tensor, *, what: str = "token id") -> torch.Tensor:
         """`wte(input_ids)`, (B, T) -> (B, T, D), with out-of-vocabulary ids reported by value and index.
 
         Speed for small calls: a stock `nn.Embedding` is gathered with `torch.embedding` directly, skipping
@@ -116,7 +193,7 @@ class HfEmbeddings(nn.Module):
         if input_ids.dtype not in INDEX_DTYPES:
             input_ids = input_ids.long()
         if torch.compiler.is_compiling() or not (input_ids.is_cpu or input_ids.is_meta):
-            self._check_token_ids(input_ids)
+            self._check_token_ids(input_ids, what)
         wte = self.wte
         try:
             if _is_stock_embedding(wte):
@@ -130,11 +207,16 @@ class HfEmbeddings(nn.Module):
             return wte(input_ids)
         except IndexError:
             if input_ids.is_cpu:  # name the first bad id; any other IndexError propagates
-                self._check_token_ids(input_ids)
+                self._check_token_ids(input_ids, what)
             raise
 
-    def _check_token_ids(self, input_ids: torch.Tensor) -> None:
-        check_range(input_ids, self.vocab_size, "token id", f"the vocabulary (size {self.vocab_size})")
+    def _check_token_ids(self, input_ids: torch.Tensor, what: str = "token id") -> None:
+        check_range(input_ids, self.vocab_size, what, f"the vocabulary (size {self.vocab_size})")
+
+    def _token_type_embeddings(self, token_type_ids: torch.Tensor, batch: int, seq_len: int) -> torch.Tensor:
+        """`wte(token_type_ids)`: GPT-2 embeds token types with the token table. (B or 1, T) -> (B or 1, T, D)."""
+        token_type_ids = _per_token_ids("token_type_ids", token_type_ids, batch, seq_len)
+        return self.token_embeddings(token_type_ids, what="token type id")
 
     def _check_inputs(self, input_ids, inputs_embeds) -> tuple[int, int]:
         if input_ids is not None and inputs_embeds is not None:
@@ -166,14 +248,7 @@ class HfEmbeddings(nn.Module):
             raise ValueError(f"`past_key_values_length` must be a non-negative int, got {past_length!r}")
         positions = Positions(past_length, seq_len, device)
         if position_ids is not None:
-            check_integer_tensor("position_ids", position_ids)
-            if position_ids.dim() == 1:
-                position_ids = position_ids.unsqueeze(0)
-            if position_ids.dim() != 2 or position_ids.shape[-1] != seq_len or position_ids.shape[0] not in (1, batch):
-                raise ValueError(
-                    f"`position_ids` must have shape ({batch}, {seq_len}) or (1, {seq_len}), "
-                    f"got {tuple(position_ids.shape)}"
-                )
+            position_ids = _per_token_ids("position_ids", position_ids, batch, seq_len)
             limit = f"max_position_embeddings ({self.max_positions})"
             check_range(position_ids, self.max_positions, "position id", limit)
             positions.ids = position_ids.long()
@@ -199,6 +274,16 @@ class HfEmbeddings(nn.Module):
             else:
                 positions.past_ids, positions.ids = all_ids[:, :past_length], all_ids[:, past_length:]
         return positions
+
+
+def _per_token_ids(name: str, ids, batch: int, seq_len: int) -> torch.Tensor:
+    """One integer per new token: (B, T), or (1, T) / (T,) for every row alike -> (B or 1, T)."""
+    check_integer_tensor(name, ids)
+    if ids.dim() == 1:
+        ids = ids.unsqueeze(0)
+    if ids.dim() != 2 or ids.shape[-1] != seq_len or ids.shape[0] not in (1, batch):
+        raise ValueError(f"`{name}` must have shape ({batch}, {seq_len}) or (1, {seq_len}), got {tuple(ids.shape)}")
+    return ids
 
 
 # --------------------------------------------------------------------------- the model
@@ -299,19 +384,43 @@ class HfEmbedModel(HfEmbedPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         past_key_values_length: int = 0,
         return_dict: bool | None = None,
+        *,
+        token_type_ids: torch.LongTensor | None = None,
+        output_hidden_states: bool | None = None,
         **kwargs,
-    ) -> HfEmbedModelOutput | tuple[torch.Tensor]:
+    ) -> HfEmbedModelOutput | tuple:
+        """The embedding stage: `last_hidden_state` (B, T, D), as `GPT2Model`'s `hidden_states[0]`.
+
+        Args:
+            input_ids: (B, T) token ids; or `inputs_embeds` (B, T, D) instead.
+            attention_mask: (B, T) or (B, P + T) of 0 (padding) and 1 (token); left padding gets no position.
+            position_ids: (B, T) or (1, T) positions; default `P .. P + T - 1`, or from `attention_mask`.
+            past_key_values_length: P, tokens before these (incremental decoding).
+            return_dict: a `HfEmbedModelOutput` (default `config.return_dict`) or its tuple.
+            token_type_ids: (B, T) ids embedded with `wte` and added, as GPT-2 does.
+            output_hidden_states: also return `hidden_states=(last_hidden_state,)`, transformers' convention for a
+                model whose only hidden state is its embedding output (default `config.output_hidden_states`).
+            kwargs: only what transformers' machinery passes (`check_forward_keywords`); anything else is a
+                `TypeError` naming it.
+        """
+        check_forward_keywords(self.forward, kwargs)
         hidden_states, position_embeddings = self.embeddings(
             input_ids=input_ids,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
             past_key_values_length=past_key_values_length,
+            token_type_ids=token_type_ids,
+        )
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        output = HfEmbedModelOutput(
+            last_hidden_state=hidden_states,
+            hidden_states=(hidden_states,) if output_hidden_states else None,
+            position_embeddings=position_embeddings,
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        if not return_dict:
-            return (hidden_states,) if position_embeddings is None else (hidden_states, position_embeddings)
-        return HfEmbedModelOutput(last_hidden_state=hidden_states, position_embeddings=position_embeddings)
+        return output if return_dict else output.to_tuple()
 
     def get_position_embeddings(self) -> nn.Module:
         return self.embeddings.wpe
@@ -469,11 +578,13 @@ def _gpt2_transformer(gpt2) -> nn.Module:
 
 
 __all__ = [
+    "IGNORED_FORWARD_KEYWORDS",
     "HfEmbedForCausalLM",
     "HfEmbedModel",
     "HfEmbedModelOutput",
     "HfEmbedPreTrainedModel",
     "HfEmbeddings",
     "apply_rotary_pos_emb",
+    "check_forward_keywords",
     "position_ids_from_attention_mask",
 ]
