@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 import zipfile
 from pathlib import Path
 
@@ -34,18 +35,7 @@ def test_wheel_contents(tmp_path):
 
 def test_model_files_import_only_torch_transformers_and_each_other():
     """`save_pretrained` copies these files for `trust_remote_code`, where only a flat folder exists."""
-    allowed = {"torch", "transformers"} | {  # and the standard library
-        "__future__",
-        "dataclasses",
-        "json",
-        "importlib",
-        "pathlib",
-        "math",
-        "typing",
-        "os",
-        "shutil",
-        "tempfile",
-    }
+    allowed = {"torch", "transformers"} | set(sys.stdlib_module_names)
     siblings = {name.removesuffix(".py") for name in MODEL_FILES}
     for name in MODEL_FILES:
         tree = ast.parse((ROOT / "src" / "hf_embed" / name).read_text())
