@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from hf_embed import SlidingWindowDataset, create_dataloader
-from hf_embed.data import num_windows
+from hf_embed.data import ShardSampler, num_windows
 
 
 class GPTDatasetV1(Dataset):
@@ -140,3 +140,110 @@ def test_bad_id_types(gpt2_tok):
         create_dataloader("some text")
     with pytest.raises(ValueError, match="either `generator` or `seed`"):
         create_dataloader(torch.arange(100), seed=1, generator=torch.Generator())
+
+
+# --------------------------------------------------------------------------- epochs and shards
+
+
+def window_order(loader) -> list[int]:
+    """The windows a loader over `torch.arange(...)` with stride == max_length yields, by index."""
+    return [int(x[0]) // loader.dataset.stride for inputs, _ in loader for x in inputs]
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_shards_equal_torch_distributed_sampler(drop_last, shuffle):
+    """With `seed`, every rank's indices are those of torch's `DistributedSampler(seed=...)`, epoch by epoch."""
+    for n, world in [(10, 2), (11, 2), (11, 3), (5, 4), (3, 4), (1, 2), (16, 2)]:
+        for rank in range(world):
+            ours = ShardSampler(n, rank, world, shuffle=shuffle, seed=5, drop_last=drop_last)
+            torch_sampler = DistributedSampler(range(n), world, rank, shuffle=shuffle, seed=5, drop_last=drop_last)
+            for epoch in range(3):
+                ours.set_epoch(epoch)
+                torch_sampler.set_epoch(epoch)
+                assert list(ours) == list(torch_sampler), (n, world, rank, epoch)
+                assert len(ours) == len(torch_sampler)
+
+
+def test_every_rank_gets_the_same_share():
+    for n in range(1, 40):
+        for world in (2, 3, 5):
+            shares = [list(ShardSampler(n, r, world, seed=1)) for r in range(world)]
+            assert len({len(s) for s in shares}) == 1
+            assert sorted({i for s in shares for i in s}) == list(range(n))  # padding repeats, never skips
+            cut = [list(ShardSampler(n, r, world, seed=1, drop_last=True)) for r in range(world)]
+            assert len({len(s) for s in cut}) == 1 and len(cut[0]) == n // world
+            flat = [i for s in cut for i in s]
+            assert len(flat) == len(set(flat))  # dropping never repeats
+
+
+@pytest.mark.parametrize("mode", ["global", "generator"])
+def test_one_process_order_equals_torch_dataloader(mode):
+    """Without `seed`, the order is drawn exactly as `DataLoader(shuffle=True)` draws it, epoch after epoch."""
+    ids = torch.arange(404)  # 100 windows of 4
+    windows = SlidingWindowDataset(ids, max_length=4, stride=4)
+
+    def orders(factory) -> list[list[int]]:
+        torch.manual_seed(123)
+        loader = factory(torch.Generator().manual_seed(9) if mode == "generator" else None)
+        return [window_order(loader) for _ in range(3)]
+
+    reference = orders(lambda g: DataLoader(windows, batch_size=8, shuffle=True, drop_last=True, generator=g))
+    assert orders(lambda g: create_dataloader(ids, batch_size=8, max_length=4, stride=4, generator=g)) == reference
+
+
+def test_set_epoch_in_one_process():
+    ids = torch.arange(404)
+    loader = create_dataloader(ids, batch_size=10, max_length=4, stride=4, seed=3)
+    first, second = window_order(loader), window_order(loader)  # a plain loop reshuffles
+    assert first != second and sorted(first) == sorted(second)
+    loader.sampler.set_epoch(0)
+    assert window_order(loader) == first
+    loader.sampler.set_epoch(1)
+    assert window_order(loader) == second
+    again = create_dataloader(ids, batch_size=10, max_length=4, stride=4, seed=3)
+    again.sampler.set_epoch(1)
+    assert window_order(again) == second  # the order of an epoch is a function of (seed, epoch): resumable
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+@pytest.mark.parametrize("mode", ["seed", "generator", "global"])
+def test_ranks_partition_the_one_process_order(mode, drop_last):
+    """The ranks' shares, interleaved, are the one-process order of the epoch (padded or cut to equal shares)."""
+    n, world = 23, 3
+    ids = torch.arange(4 * n + 4)
+
+    def order(rank, world_size):
+        torch.manual_seed(77)
+        options = {"seed": 4} if mode == "seed" else {}
+        if mode == "generator":
+            options["generator"] = torch.Generator().manual_seed(8)
+        loader = create_dataloader(
+            ids, batch_size=2, max_length=4, stride=4, drop_last=drop_last, rank=rank, world_size=world_size, **options
+        )
+        return [window_order(loader) for _ in range(2)]
+
+    single = order(0, 1)
+    shares = [order(rank, world) for rank in range(world)]
+    for epoch in range(2):
+        per_rank = [share[epoch] for share in shares]
+        assert len({len(s) for s in per_rank}) == 1
+        if drop_last:  # batches of 2 cut each share of 7 to 6
+            assert all(len(s) == 6 for s in per_rank)
+        interleaved = [per_rank[i % world][i // world] for i in range(world * len(per_rank[0]))]
+        expected = single[epoch] + single[epoch][: len(interleaved) - n]
+        assert interleaved == expected[: len(interleaved)]
+
+
+def test_too_few_windows_is_decided_from_global_counts():
+    ids = torch.arange(4 * 9 + 4)  # 9 windows
+    for rank in range(2):  # 9 windows over 2 ranks: 4 each with drop_last; every rank refuses alike
+        with pytest.raises(ValueError, match=r"9 windows over 2 ranks give 4 per rank, fewer than batch_size=5"):
+            create_dataloader(ids, batch_size=5, max_length=4, stride=4, rank=rank, world_size=2)
+    for rank in range(2):
+        loader = create_dataloader(ids, batch_size=5, max_length=4, stride=4, rank=rank, world_size=2, drop_last=False)
+        assert len(list(loader)) == len(loader) == 1
+    with pytest.raises(ValueError, match=r"pass both `rank` and `world_size` or neither"):
+        create_dataloader(ids, max_length=4, stride=4, rank=1)
+    with pytest.raises(ValueError, match=r"rank 2 is outside 0\.\.1"):
+        ShardSampler(6, 2, 2)

@@ -14,7 +14,7 @@ from transformers import AutoTokenizer
 from helpers import make_text
 from hf_embed import HfEmbedConfig, SlidingWindowDataset, create_dataloader
 from hf_embed.cli import main
-from hf_embed.data import ShardSampler, TokenFileDataset
+from hf_embed.data import TokenFileDataset
 from hf_embed.token_files import _choose_dtype, iter_text_chunks, read_header, tokenize_dataset, tokenize_files
 from hf_embed.tokenization import check_vocab_compatible, tiktoken_encoding, train_tokenizer, wrap_tokenizer
 
@@ -161,33 +161,6 @@ def test_lying_or_missing_headers(token_file):
     sidecar.unlink()
     with pytest.raises(FileNotFoundError, match=r"the header of token file .*tokens\.bin is missing"):
         TokenFileDataset(token_file)
-
-
-def test_shard_sampler_is_disjoint_complete_and_per_epoch():
-    for n, world in [(10, 2), (11, 3), (5, 4)]:
-        for epoch in range(3):
-            shards = []
-            for rank in range(world):
-                sampler = ShardSampler(n, rank, world, shuffle=True, seed=5)
-                sampler.set_epoch(epoch)
-                shards.append(list(sampler))
-                assert len(sampler) == len(shards[-1])
-            assert sorted(i for s in shards for i in s) == list(range(n))
-    first, second = ShardSampler(50, 0, 2, seed=1), ShardSampler(50, 0, 2, seed=1)
-    second.set_epoch(1)
-    assert list(first) != list(second)
-    assert list(ShardSampler(6, 1, 2, shuffle=False)) == [1, 3, 5]
-    with pytest.raises(ValueError, match=r"rank 2 is outside 0\.\.1"):
-        ShardSampler(6, 2, 2)
-
-
-def test_loader_shards_by_rank():
-    ids = torch.arange(400)
-    loaders = [
-        create_dataloader(ids, max_length=4, stride=4, seed=3, rank=r, world_size=2, drop_last=False) for r in range(2)
-    ]
-    starts = [int(x[0]) for loader in loaders for batch, _ in loader for x in batch]
-    assert sorted(starts) == list(range(0, 396, 4))
 
 
 def test_tokenize_dataset(gpt2_tok, tmp_path):

@@ -99,36 +99,113 @@ class SlidingWindowDataset(_Windows):
 
 
 class ShardSampler(Sampler[int]):
-    """Indices for one of `world_size` ranks: disjoint across ranks, together every index once, per epoch.
+    """The windows one rank loads in one epoch; every rank gets the same number, so no rank waits on another.
 
-    The epoch's order is `randperm(n)` seeded with `seed + epoch` (the same on every rank; call
-    `set_epoch` each epoch) or `0..n-1`; rank `r` takes every `world_size`-th index from position `r`.
-    Unlike `DistributedSampler`, nothing is repeated or dropped, so ranks may differ by one index.
+    The epoch's order is one permutation of `range(num_items)` (or `0..n-1` without `shuffle`), the same one a
+    single process would use with the same arguments:
+
+    - `seed=s`: `randperm(n)` seeded with `s + epoch`, exactly `torch.utils.data.DistributedSampler(seed=s)`;
+      `set_epoch(e)` picks the epoch, so a resumed run sees the same orders.
+    - `generator=g`: `randperm(n, generator=g)`, and with neither: a seed drawn from torch's global RNG, both
+      exactly as `DataLoader(shuffle=True)` draws them, so `torch.manual_seed(s)` gives the book's batches.
+      Each epoch draws anew from that stream.
+
+    Rank `r` of `W` takes positions `r, r + W, r + 2W, ...` of the permutation. When `W` does not divide `n`,
+    `drop_last=False` pads the permutation with its own first indices until it does (every window is seen, a few
+    twice) and `drop_last=True` cuts it to the largest multiple of `W` (no window twice, a few skipped): the
+    policy of `DistributedSampler`. Unequal shares would hang DistributedDataParallel: the rank with one
+    more batch waits forever in its backward for gradients the others never send.
+
+    Under an initialized process group whose rank and size these are, the order drawn from an RNG stream is
+    rank 0's (the drawn seed, or the generator's state, is broadcast at the start of each epoch), so ranks
+    seeded differently (nanoGPT seeds rank `r` with `1337 + r`) still share one permutation. Every rank must
+    then iterate the loader, as DistributedDataParallel requires anyway.
+
+    Without `set_epoch`, each pass moves to the next epoch (so a plain loop reshuffles, with `seed` too);
+    `set_epoch(e)` works in one process as under `torch.distributed`, so one script serves both.
     """
 
-    def __init__(self, num_items: int, rank: int, world_size: int, shuffle: bool = True, seed: int = 0):
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} is outside 0..{world_size - 1}")
+    def __init__(
+        self,
+        num_items: int,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle: bool = True,
+        seed: int | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        drop_last: bool = False,
+    ):
+        check_positive_int("world_size", world_size)
+        if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank!r} is outside 0..{world_size - 1}")
+        if seed is not None and generator is not None:
+            raise ValueError("pass either `generator` or `seed`, not both")
         self.num_items, self.rank, self.world_size = num_items, rank, world_size
-        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+        self.shuffle, self.seed, self.generator, self.drop_last = shuffle, seed, generator, drop_last
+        self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Use epoch `epoch`'s order next (with `seed`, the order is a function of `seed + epoch`)."""
         self.epoch = epoch
 
+    def _synchronized(self) -> bool:
+        """True when this sampler's shards are those of the initialized default process group."""
+        dist = torch.distributed
+        return (
+            self.world_size > 1
+            and dist.is_available()
+            and dist.is_initialized()
+            and (dist.get_rank(), dist.get_world_size()) == (self.rank, self.world_size)
+        )
+
+    def permutation(self) -> torch.Tensor:
+        """This epoch's order of all `num_items` indices (before padding or cutting), the same on every rank."""
+        n = self.num_items
+        if not self.shuffle:
+            return torch.arange(n)
+        if self.seed is not None:
+            return torch.randperm(n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        if self.generator is not None:
+            if self._synchronized():
+                self.generator.set_state(_from_rank0(self.generator.get_state()))
+            return torch.randperm(n, generator=self.generator)
+        seed = int(torch.empty((), dtype=torch.int64).random_().item())  # RandomSampler's draw, to the bit
+        if self._synchronized():
+            seed = int(_from_rank0(torch.tensor([seed]))[0])
+        return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+
     def __iter__(self) -> Iterator[int]:
-        if self.shuffle:
-            order = torch.randperm(self.num_items, generator=torch.Generator().manual_seed(self.seed + self.epoch))
-        else:
-            order = torch.arange(self.num_items)
-        return iter(order[self.rank :: self.world_size].tolist())
+        order = self.permutation()  # (n,)
+        self.epoch += 1
+        total = len(self) * self.world_size
+        if total > len(order):  # pad with the permutation's own first indices, as DistributedSampler does
+            order = order.repeat(-(-total // max(len(order), 1)))
+        yield from order[:total][self.rank :: self.world_size].tolist()
+        if self.shuffle and self.seed is None and self.generator is not None:
+            # RandomSampler draws one more (empty) slice of a permutation from the generator when an epoch runs
+            # to its end; drawing it too keeps the next epoch's order equal to DataLoader(generator=...)'s.
+            torch.randperm(self.num_items, generator=self.generator)
 
     def __len__(self) -> int:
-        return len(range(self.rank, self.num_items, self.world_size))
+        """Indices per rank: `n // W` with `drop_last`, else `ceil(n / W)`; the same on every rank."""
+        if self.drop_last:
+            return self.num_items // self.world_size
+        return -(-self.num_items // self.world_size)
+
+
+def _from_rank0(tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor` as global rank 0 has it (a broadcast over the default group; CPU tensors, any backend)."""
+    box = [tensor]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def _distributed_rank_and_size(rank: int | None, world_size: int | None) -> tuple[int, int]:
     if rank is not None and world_size is not None:
         return rank, world_size
+    if rank is not None or world_size is not None:
+        raise ValueError(f"pass both `rank` and `world_size` or neither, got rank={rank!r}, world_size={world_size!r}")
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
@@ -143,6 +220,7 @@ def create_dataloader(
     shuffle: bool = True,
     drop_last: bool = True,
     num_workers: int = 0,
+    *,
     generator: torch.Generator | None = None,
     seed: int | None = None,
     vocab_size: int | None = None,
@@ -151,14 +229,29 @@ def create_dataloader(
 ) -> DataLoader:
     """The book's `create_dataloader_v1`, same defaults, same batches for the same seed.
 
-    `source`: a text (then `tokenizer` is required, e.g. `hf_embed.gpt2_tokenizer()`), token ids, a
-    `pathlib.Path` of a token file (memory-mapped), or a window dataset. With `shuffle=True` and neither
-    `generator` nor `seed`, the order is drawn from torch's global RNG exactly as `DataLoader(shuffle=True)`
-    draws it, so `torch.manual_seed(s)` before iterating reproduces the reference. `seed` makes the order
-    independent of the global RNG.
+    Args:
+        source: a text (then `tokenizer` is required, e.g. `hf_embed.gpt2_tokenizer()`), token ids, a
+            `pathlib.Path` of a token file, or a window dataset.
+        tokenizer: encodes a text source.
+        batch_size, max_length, stride, shuffle, drop_last, num_workers: as in the book.
+        generator, seed: the shuffle's source. Neither: torch's global RNG, drawn exactly as
+            `DataLoader(shuffle=True)` draws it, so `torch.manual_seed(s)` reproduces the book's batches.
+            `generator`: drawn from it as `DataLoader(shuffle=True, generator=...)` does. `seed`: the order of
+            epoch `e` is `DistributedSampler(seed=seed)`'s, independent of the global RNG.
+        vocab_size: ids must be below it (checked on ids and text).
+        rank, world_size: the shard to load; by default those of the initialized process group, else one process.
 
-    Under `torch.distributed` (or with `rank`/`world_size`), each rank loads a disjoint shard of the windows
-    (`ShardSampler`; the shards cover every window once per epoch; call `loader.sampler.set_epoch(e)`).
+    Returns:
+        A `DataLoader` yielding `(inputs, targets)`, each `(batch_size, max_length)` int64. Its sampler is a
+        `ShardSampler` in one process too: `loader.sampler.set_epoch(e)` works everywhere. Under
+        `torch.distributed` the ranks share one permutation of the windows per epoch (the one a single process
+        draws) and every rank gets the same number of windows and batches: `drop_last=False` repeats a few
+        windows to even the shares, `drop_last=True` skips a few (see `ShardSampler`).
+
+    Raises:
+        ValueError: bad sizes, ids outside `vocab_size`, too few tokens for a window, or (with `drop_last`) too
+            few windows per rank for one batch, decided from the global count so that every rank agrees.
+        TypeError: a text without a tokenizer, ids that are not integers.
     """
     batch_size = check_positive_int("batch_size", batch_size)
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
@@ -180,27 +273,34 @@ def create_dataloader(
         dataset = SlidingWindowDataset(token_ids, max_length=max_length, stride=stride, vocab_size=vocab_size)
 
     rank, world_size = _distributed_rank_and_size(rank, world_size)
-    sampler = None
-    if world_size > 1:
-        sampler = ShardSampler(len(dataset), rank, world_size, shuffle=shuffle, seed=seed or 0)
-        shuffle = False
-    elif seed is not None:
+    sampler = ShardSampler(
+        len(dataset), rank, world_size, shuffle=shuffle, seed=seed, generator=generator, drop_last=drop_last
+    )
+    if seed is not None:  # DataLoader draws its workers' base seed from here, not from the global RNG
         generator = torch.Generator().manual_seed(seed)
-
-    windows = len(sampler) if sampler is not None else len(dataset)
-    if drop_last and windows < batch_size:
-        raise ValueError(
-            f"{windows} windows are fewer than batch_size={batch_size} with drop_last=True: "
-            "the loader would yield no batch (use more text, a smaller batch_size, or drop_last=False)"
-        )
+    _check_enough_windows(len(dataset), len(sampler), world_size, batch_size, drop_last)
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
         sampler=sampler,
         drop_last=drop_last,
         num_workers=num_workers,
         generator=generator,
+    )
+
+
+def _check_enough_windows(windows: int, per_rank: int, world_size: int, batch_size: int, drop_last: bool) -> None:
+    """Refuse a loader that would yield no batch; decided from global counts, so every rank decides alike."""
+    if not drop_last or per_rank >= batch_size:
+        return
+    if world_size == 1:
+        counted = f"{windows} windows are fewer than batch_size={batch_size}"
+    else:
+        counted = f"{windows} windows over {world_size} ranks give {per_rank} per rank"
+        counted += f", fewer than batch_size={batch_size}"
+    raise ValueError(
+        f"{counted} with drop_last=True: the loader would yield no batch "
+        "(use more text, a smaller batch_size, or drop_last=False)"
     )
 
 
