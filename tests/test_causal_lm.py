@@ -117,6 +117,7 @@ def test_text_generation_pipeline(tmp_path):
     assert batch[0][0]["generated_text"] == tokenizer.decode(expected[0, : ids.shape[1] + 3])
 
 
+@pytest.mark.slow
 def test_peft_lora_trains_saves_reloads_and_merges(tmp_path, tiny_ids):
     """LoRA with `task_type="CAUSAL_LM"` on the token table and an untied head: the merged model equals the adapter."""
     peft = pytest.importorskip("peft")
@@ -208,6 +209,7 @@ TP_WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_tensor_parallel_with_the_tied_head_two_ranks(tmp_path, tiny_ids):
     model = causal_lm("absolute", vocab_size=100)
     model.save_pretrained(tmp_path / "model")

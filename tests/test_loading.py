@@ -168,6 +168,7 @@ LOOKUPS = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_local_looking_path_never_reaches_the_hub(tmp_path, monkeypatch):
     (tmp_path / "runs").mkdir()
     server = ThreadingHTTPServer(("127.0.0.1", 0), RecordingHub)
@@ -192,6 +193,7 @@ def test_a_local_looking_path_never_reaches_the_hub(tmp_path, monkeypatch):
     assert RecordingHub.paths and all("/org/name" in path for path in RecordingHub.paths)  # only the Hub id
 
 
+@pytest.mark.slow
 def test_strict_loading_under_remote_code(good, tmp_path):
     """The copied model files refuse a partial checkpoint too, where hf_embed is not installed."""
     folder = variant(good, "missing", BROKEN["missing"][0])
