@@ -17,7 +17,6 @@ MODEL_FILES = (
     "position_embeddings.py",
     "validation.py",
     "atomic_write.py",
-    "loading.py",
 )
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .atomic_write import temporary_path
+from .atomic_write import check_output_is_not_an_input, temporary_path
 from .tokenization import fast_encoder, gpt2_tokenizer, tokenizer_sha256, vocab_size_of
 
 TOKEN_FILE_FORMAT = "hf-embed-tokens"
@@ -257,6 +257,7 @@ def tokenize_files(
     `num_shards > 1` this process takes its contiguous block of files; the shards' outputs, concatenated
     in order, equal the single-process file. Returns the header.
     """
+    check_output_is_not_an_input(output, files)
     tokenizer = tokenizer if tokenizer is not None else gpt2_tokenizer()
     paths = _check_corpus_files(files)
     first_index, paths = shard_files(paths, shard_index, num_shards)

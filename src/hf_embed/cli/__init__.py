@@ -1,14 +1,19 @@
 """The `hf-embed` command line.
 
 Exit codes: 0 success, 2 usage error (argparse), 1 failure with a one-line message
-(`--debug` shows the traceback).
+(`--debug` shows the traceback), 130 interrupted (SIGINT, Ctrl-C), 143 terminated (SIGTERM). An
+interrupted command removes what it had half written: SIGTERM is raised as an exception in the main
+thread, like SIGINT, so that every writer's cleanup runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
+import traceback
 
 from ..sample_text import SAMPLE_TEXT  # re-exported: scripts and tests used it from here
 from . import corpus, demo, models, plots
@@ -34,21 +39,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived (raised in the main thread, as SIGINT raises `KeyboardInterrupt`)."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING, format="%(message)s")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # transformers' per-file bars; our long jobs show their own
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # transformers' per-file bars; our long jobs show their own
         return args.func(args)
+    except (KeyboardInterrupt, Terminated) as signalled:
+        if args.debug:
+            traceback.print_exc()
+        interrupted = isinstance(signalled, KeyboardInterrupt)
+        print(f"hf-embed {args.command}: {'interrupted' if interrupted else 'terminated'}", file=sys.stderr)
+        return 128 + (signal.SIGINT if interrupted else signal.SIGTERM)
     except Exception as error:  # one line, unless asked for the traceback
         if args.debug:
             raise
         message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
         print(f"hf-embed {args.command}: error: {message or type(error).__name__}", file=sys.stderr)
         return 1
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 __all__ = ["SAMPLE_TEXT", "build_parser", "main"]

@@ -13,10 +13,20 @@ def load_tokenizer(name: str):
     return gpt2_tokenizer() if name == "gpt2" else AutoTokenizer.from_pretrained(name)
 
 
-def save_tokenizer(tokenizer, folder: Path) -> None:
+def save_folder(folder: Path, *parts) -> None:
+    """Save each of `parts` (a model, a tokenizer: anything with `save_pretrained`) into `folder`, published
+    together: one staging folder, one swap, so a crash never leaves a model beside another save's tokenizer."""
     from ..atomic_write import write_folder_atomically
 
-    write_folder_atomically(folder, tokenizer.save_pretrained)
+    def write(staging: str) -> None:
+        for part in parts:
+            part.save_pretrained(staging)
+
+    write_folder_atomically(folder, write)
+
+
+def save_tokenizer(tokenizer, folder: Path) -> None:
+    save_folder(folder, tokenizer)
 
 
 def read_text(path: Path) -> str:

@@ -33,8 +33,10 @@ def add_tokenize(subparsers) -> None:
 def _tokenize(args: argparse.Namespace) -> int:
     import time
 
+    from ..atomic_write import check_output_is_not_an_input
     from ..token_files import tokenize_files
 
+    check_output_is_not_an_input(args.output, args.files)  # before the tokenizer loads: fail at once
     tokenizer = load_tokenizer(args.tokenizer)
     start = time.perf_counter()
     header = tokenize_files(

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..sample_text import SAMPLE_TEXT
-from .common import read_text, save_tokenizer
+from .common import read_text, save_folder
 
 
 def add_demo(subparsers) -> None:
@@ -59,8 +59,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"token embeddings: {tuple(inputs.shape)} -> {tuple(token_embeddings.shape)}")
     print(f"token + position embeddings: {tuple(inputs.shape)} -> {tuple(embeddings.shape)}")
 
-    model.save_pretrained(args.output)
-    save_tokenizer(tokenizer, args.output)
+    save_folder(args.output, model, tokenizer)
     reloaded = AutoModel.from_pretrained(args.output).eval()
     reloaded_tokenizer = AutoTokenizer.from_pretrained(args.output)
     with torch.no_grad():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import load_tokenizer, read_text, save_tokenizer
+from .common import load_tokenizer, read_text, save_folder
 
 
 def add_init(subparsers) -> None:
@@ -29,8 +29,11 @@ def _init(args: argparse.Namespace) -> int:
     import torch
 
     from .. import HfEmbedConfig, HfEmbedModel
+    from ..atomic_write import check_output_is_not_an_input
     from ..tokenization import check_vocab_compatible
 
+    if args.from_gpt2:
+        check_output_is_not_an_input(args.output, [args.from_gpt2])
     overrides = {}
     if args.position_embedding_type:
         overrides["position_embedding_type"] = args.position_embedding_type
@@ -41,8 +44,7 @@ def _init(args: argparse.Namespace) -> int:
         model = HfEmbedModel(HfEmbedConfig.from_preset(args.preset, **overrides))
     tokenizer = load_tokenizer(args.tokenizer)
     check_vocab_compatible(model.config, tokenizer)
-    model.save_pretrained(args.output)
-    save_tokenizer(tokenizer, args.output)
+    save_folder(args.output, model, tokenizer)
     c = model.config
     print(
         f"{args.output}/: {c.vocab_size} x {c.hidden_size} tokens, {c.position_embedding_type} positions up to "
@@ -74,10 +76,11 @@ def _embed(args: argparse.Namespace) -> int:
     from transformers import AutoTokenizer
 
     from .. import HfEmbedModel
-    from ..atomic_write import write_file_atomically
+    from ..atomic_write import check_output_is_not_an_input, write_file_atomically
 
     if args.output.suffix not in (".safetensors", ".npy"):
         raise ValueError(f"--output must end in .safetensors or .npy, got {args.output.name!r}")
+    check_output_is_not_an_input(args.output, [args.file] if args.file else [])
     model = HfEmbedModel.from_pretrained(args.model).eval()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     text = args.text if args.text is not None else read_text(args.file)
