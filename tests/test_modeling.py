@@ -195,13 +195,20 @@ def test_book_small_table_under_seed():
 def test_save_pretrained_layout(tiny_config, tmp_path):
     HfEmbedModel(tiny_config).save_pretrained(tmp_path)
     names = sorted(p.name for p in tmp_path.iterdir())
-    code = ["atomic_write.py", "configuration_hf_embed.py", "modeling_hf_embed.py", "position_embeddings.py"]
+    code = [
+        "atomic_write.py",
+        "configuration_hf_embed.py",
+        "loading.py",
+        "modeling_hf_embed.py",
+        "position_embeddings.py",
+    ]
     assert names == sorted(["config.json", "model.safetensors", *code, "validation.py"])
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["model_type"] == "hf_embed"
     assert config["auto_map"] == {
         "AutoConfig": "configuration_hf_embed.HfEmbedConfig",
         "AutoModel": "modeling_hf_embed.HfEmbedModel",
+        "AutoModelForCausalLM": "modeling_hf_embed.HfEmbedForCausalLM",
     }
     assert sorted(load_file(tmp_path / "model.safetensors")) == ["embeddings.wpe.weight", "embeddings.wte.weight"]
 
@@ -217,12 +224,14 @@ def test_automodel_roundtrip(tiny_config, tiny_ids, tmp_path):
 
 
 def test_loading_never_reinitializes_loaded_weights(tiny_config, tmp_path):
-    """A checkpoint with only `wte`: `wte` comes back as saved, the missing `wpe` is initialized."""
+    """A checkpoint with only `wte`, loaded with the explicit opt-in to a partial load: `wte` comes back as saved,
+    the missing `wpe` is initialized and named in the report. Without the opt-in it is an error (test_loading.py)."""
     model = HfEmbedModel(tiny_config)
     model.config.save_pretrained(tmp_path)
     wte = model.embeddings.wte.weight.detach().clone()
     save_file({"embeddings.wte.weight": wte}, tmp_path / "model.safetensors", metadata={"format": "pt"})
-    loaded = HfEmbedModel.from_pretrained(tmp_path)
+    loaded, report = HfEmbedModel.from_pretrained(tmp_path, output_loading_info=True)
+    assert report["missing_keys"] == {"embeddings.wpe.weight"}
     assert torch.equal(loaded.embeddings.wte.weight, wte)
     wpe = loaded.embeddings.wpe.weight
     assert torch.isfinite(wpe).all() and 0.01 < wpe.std().item() < 0.03

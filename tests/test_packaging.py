@@ -17,6 +17,7 @@ MODEL_FILES = (
     "position_embeddings.py",
     "validation.py",
     "atomic_write.py",
+    "loading.py",
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -10,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from hf_embed import HfEmbedConfig, HfEmbedModel
+from hf_embed import HfEmbedConfig, HfEmbedForCausalLM, HfEmbedModel
 
 pytestmark = pytest.mark.slow  # subprocesses, a loopback server
 
@@ -21,7 +22,7 @@ LOADER = textwrap.dedent(
     import sys
     sys.modules["hf_embed"] = None  # any `import hf_embed` now raises ImportError
     from safetensors.torch import load_file, save_file
-    from transformers import AutoConfig, AutoModel
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
     try:
         import hf_embed  # noqa: F401
@@ -32,24 +33,37 @@ LOADER = textwrap.dedent(
 
     for path in sys.argv[1:]:
         config = AutoConfig.from_pretrained(path, trust_remote_code=True)
-        model = AutoModel.from_pretrained(path, trust_remote_code=True).eval()
-        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
         ids = load_file(path + "/ids.safetensors")["ids"]
-        save_file({"out": model(ids).last_hidden_state.contiguous()}, path + "/out.safetensors")
-        print(config.position_embedding_type, type(config).__name__, type(model).__name__)
+        base = AutoModel.from_pretrained(path, trust_remote_code=True).eval()
+        causal = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True).eval()
+        for model in (base, causal):
+            assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+        assert causal.lm_head.weight is causal.model.embeddings.wte.weight
+        out = {"base": base(ids).last_hidden_state.contiguous(), "logits": causal(ids).logits.contiguous()}
+        out["generated"] = causal.generate(ids[:2, :3], max_new_tokens=3, do_sample=False, pad_token_id=0)
+        save_file(out, path + "/out.safetensors")
+        print(config.position_embedding_type, type(config).__name__, type(base).__name__, type(causal).__name__)
     """
 )
 
 
 def test_trust_remote_code_without_the_package(tmp_path, tiny_ids):
+    """A folder of either class loads as the embedding stage (`AutoModel`) and with its head (AutoModelForCausalLM)."""
     models, folders = {}, []
     for scheme in SCHEMES:
-        model = HfEmbedModel(HfEmbedConfig.from_preset("tiny", position_embedding_type=scheme, head_dim=8)).eval()
-        folder = tmp_path / scheme
-        model.save_pretrained(folder)
-        save_file({"ids": tiny_ids}, folder / "ids.safetensors")
-        models[scheme] = model
-        folders.append(str(folder))
+        for cls in (HfEmbedModel, HfEmbedForCausalLM):
+            model = cls(HfEmbedConfig.from_preset("tiny", position_embedding_type=scheme, head_dim=8)).eval()
+            folder = tmp_path / f"{scheme}-{cls.__name__}"
+            model.save_pretrained(folder)
+            auto_map = json.loads((folder / "config.json").read_text())["auto_map"]
+            assert auto_map["AutoModel"] == "modeling_hf_embed.HfEmbedModel"
+            assert auto_map["AutoModelForCausalLM"] == "modeling_hf_embed.HfEmbedForCausalLM"
+            save_file({"ids": tiny_ids}, folder / "ids.safetensors")
+            causal = model if isinstance(model, HfEmbedForCausalLM) else HfEmbedForCausalLM(model.config).eval()
+            if causal is not model:
+                causal.model.load_state_dict(model.state_dict())
+            models[folder.name] = causal
+            folders.append(str(folder))
     result = subprocess.run(
         [sys.executable, "-c", LOADER, *folders],
         capture_output=True,
@@ -58,7 +72,11 @@ def test_trust_remote_code_without_the_package(tmp_path, tiny_ids):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [f"{scheme} HfEmbedConfig HfEmbedModel" for scheme in SCHEMES]
-    for scheme, model in models.items():
-        out = load_file(tmp_path / scheme / "out.safetensors")["out"]
-        assert torch.equal(out, model(tiny_ids).last_hidden_state), scheme
+    expected = [f"{scheme} HfEmbedConfig HfEmbedModel HfEmbedForCausalLM" for scheme in SCHEMES for _ in range(2)]
+    assert result.stdout.splitlines() == expected
+    for name, causal in models.items():
+        out = load_file(tmp_path / name / "out.safetensors")
+        assert torch.equal(out["base"], causal.model(tiny_ids).last_hidden_state), name
+        assert torch.equal(out["logits"], causal(tiny_ids).logits), name
+        generated = causal.generate(tiny_ids[:2, :3], max_new_tokens=3, do_sample=False, pad_token_id=0)
+        assert torch.equal(out["generated"], generated), name

@@ -14,18 +14,29 @@ import difflib
 import inspect
 import os
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.module import _global_forward_hooks, _global_forward_pre_hooks
-from transformers import PreTrainedModel
+from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutput, CausalLMOutput
 
 from .atomic_write import read_folder_consistently, write_folder_atomically
 from .configuration_hf_embed import HfEmbedConfig
+from .loading import (
+    check_dtypes,
+    check_loading_info,
+    declared_dtype,
+    hidden_load_report,
+    local_folder,
+    read_config_dict,
+    stored_dtypes,
+    weight_files,
+)
 from .position_embeddings import (
     LearnedPositionEmbedding,
     Positions,
@@ -311,21 +322,47 @@ class HfEmbedPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, safetensors only unless `use_safetensors=False` is passed.
+        """`PreTrainedModel.from_pretrained`, strict: the model is loaded whole, or it is an error.
 
-        Weights in pickle files (`pytorch_model.bin`) can run code when loaded, so they are refused by
-        default. A corrupt or truncated weights file, or weights whose sizes disagree with the config, is a
-        `ValueError` naming the checkpoint.
+        - A path that looks local (see `loading.local_folder`) and does not exist is a `FileNotFoundError` at
+          once, with no Hub request; a folder without `config.json` says so.
+        - A `config.json` of another model type is refused; a transformers GPT-2 gets the hint to convert it
+          (`HfEmbedModel.from_gpt2`).
+        - Missing, unexpected or renamed tensors, and tensors whose shape or dtype disagrees with
+          `config.json`, are a `ValueError` naming the checkpoint and the tensors: no table is left freshly
+          initialized. Opt-ins, as in transformers: `ignore_mismatched_sizes=True` re-initializes tables of
+          another size; `output_loading_info=True` returns `(model, report)` instead of raising, and any
+          missing table is then initialized as at construction (the report names it).
+        - Weights in pickle files (`pytorch_model.bin`) can run code when loaded, so they are refused unless
+          `use_safetensors=False` is passed. A corrupt or truncated weights file is a `ValueError` naming it.
+
+        A save published into the folder while it is read (config of one save, weights of the next) is
+        noticed, and the folder is read again (`atomic_write.read_folder_consistently`).
+
+        Raises:
+            FileNotFoundError, NotADirectoryError, ValueError: as above.
         """
+        return read_folder_consistently(
+            pretrained_model_name_or_path,
+            lambda: cls._from_pretrained_once(pretrained_model_name_or_path, *model_args, **kwargs),
+        )
+
+    @classmethod
+    def _from_pretrained_once(cls, pretrained_model_name_or_path, *model_args, **kwargs):
         kwargs.setdefault("use_safetensors", True)
-        where = str(pretrained_model_name_or_path)
+        folder = local_folder(pretrained_model_name_or_path)
+        name = pretrained_model_name_or_path if folder is None else folder
+        where = os.fspath(pretrained_model_name_or_path)
+        config_json = read_config_dict(
+            pretrained_model_name_or_path, folder, kwargs, required=kwargs.get("config") is None
+        )
+        report_wanted = kwargs.get("output_loading_info", False)
+        allow_mismatched_sizes = kwargs.get("ignore_mismatched_sizes", False)
+        if not report_wanted:  # checked below, each tensor named, in place of transformers' report
+            kwargs.update(output_loading_info=True, ignore_mismatched_sizes=True)
         try:
-            return read_folder_consistently(  # a save published during the load: read the new one whole
-                where,
-                lambda: super(HfEmbedPreTrainedModel, cls).from_pretrained(
-                    pretrained_model_name_or_path, *model_args, **kwargs
-                ),
-            )
+            with nullcontext() if report_wanted else hidden_load_report():
+                model, info = super().from_pretrained(name, *model_args, **kwargs)
         except Exception as error:
             if type(error).__name__ == "SafetensorError":
                 raise ValueError(f"{where}: corrupt or truncated safetensors weights ({error})") from error
@@ -337,9 +374,16 @@ class HfEmbedPreTrainedModel(PreTrainedModel):
                 ) from error
             if isinstance(error, RuntimeError) and "mismatched_sizes" in str(error):
                 raise ValueError(
-                    f"{where}: the weights' shapes disagree with its config.json (see the load report above)"
+                    f"{where}: tensor shapes disagree with config.json (see the load report above)"
                 ) from error
             raise
+        if report_wanted:
+            return model, info
+        files = weight_files(name, kwargs) if kwargs["use_safetensors"] is not False else []
+        checkpoint = os.path.join(where, os.path.basename(files[0])) if len(files) == 1 else where
+        check_loading_info(checkpoint, info, allow_mismatched_sizes=allow_mismatched_sizes)
+        check_dtypes(where, stored_dtypes(files), declared_dtype(config_json))
+        return model
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """`PreTrainedModel.save_pretrained`, published whole: a crash leaves the previous folder or the new one.
@@ -350,6 +394,7 @@ class HfEmbedPreTrainedModel(PreTrainedModel):
         are kept; stale weight shards of an earlier save are removed. Ranks that do not write (distributed
         saves) and `push_to_hub` take transformers' path.
         """
+        self._map_both_auto_classes()
         is_main_process = kwargs.get("is_main_process", args[0] if args else True)
         if kwargs.get("push_to_hub") or not self.should_save_on_this_rank(is_main_process):
             return super().save_pretrained(save_directory, *args, **kwargs)
@@ -357,6 +402,40 @@ class HfEmbedPreTrainedModel(PreTrainedModel):
             save_directory,
             lambda staging: super(HfEmbedPreTrainedModel, self).save_pretrained(staging, *args, **kwargs),
         )
+
+    def _map_both_auto_classes(self) -> None:
+        """Let a saved folder of either class load through `AutoModel` and `AutoModelForCausalLM`.
+
+        transformers writes only the saving class into `auto_map`; with both, `trust_remote_code` loading
+        gives the embedding stage of a causal-LM folder, or a causal LM (head tied to `wte`) from a base folder.
+        """
+        if not self.is_remote_code():
+            return
+        module = type(self).__module__.rsplit(".", 1)[-1]
+        self.config.auto_map = {
+            **(getattr(self.config, "auto_map", None) or {}),
+            "AutoModel": f"{module}.HfEmbedModel",
+            "AutoModelForCausalLM": f"{module}.HfEmbedForCausalLM",
+        }
+
+    def gather_sharded_state_dict_for_save(self, model_to_save, state_dict, *args, **kwargs):
+        """Gather tensor-parallel weights for saving, each tied tensor once.
+
+        transformers gathers every key into a full tensor of its own, so the tied head and `wte` would no longer
+        share storage and the checkpoint would hold the table twice. Aliases are gathered once and put back as
+        the same tensor, which `save_pretrained` then writes once under the source's name.
+        """
+        first, aliases = {}, {}
+        for name, parameter in model_to_save.named_parameters(remove_duplicate=False):
+            if name in state_dict:
+                aliases[name] = first.setdefault(id(parameter), name)
+        aliases = {name: source for name, source in aliases.items() if name != source}
+        unique = {name: tensor for name, tensor in state_dict.items() if name not in aliases}
+        gathered = super().gather_sharded_state_dict_for_save(model_to_save, unique, *args, **kwargs)
+        for name, source in aliases.items():
+            if source in gathered:
+                gathered[name] = gathered[source]
+        return gathered
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -520,14 +599,23 @@ class HfEmbedModel(HfEmbedPreTrainedModel):
         return gpt2
 
 
-class HfEmbedForCausalLM(HfEmbedPreTrainedModel):
+class HfEmbedForCausalLM(HfEmbedPreTrainedModel, GenerationMixin):
     """The embedding stage with a language-model head tied to `wte`: logits = hidden @ wte.T.
 
     With absolute positions this is a bigram-with-positions model: each token's next-token logits come
     from its own embedding plus its position's. Small enough to train the tables alone with `Trainer`.
+
+    `generate()` works (greedy, sampling, beams; `pipeline("text-generation")`). There is no attention
+    and so no cache: every step embeds the whole sequence, with positions from `attention_mask` (left
+    padding) or the extended `position_ids`, exactly as a hand-written loop calling the model would.
     """
 
     _tied_weights_keys = {"lm_head.weight": "model.embeddings.wte.weight"}
+    # Tensor parallel, as transformers' tied-head models (LFM2, GPT-NeoX) plan it: `wte` is split over the
+    # vocabulary (`embedding_rowwise`, rows of the (V, D) table), and the head, which IS that table, is split
+    # the same way (`colwise`: output features = vocabulary rows), its logits gathered on every rank.
+    _tp_plan = {"lm_head": "colwise_gather_output"}
+    _pp_plan = {"lm_head": (["hidden_states"], ["logits"])}
 
     def __init__(self, config: HfEmbedConfig):
         super().__init__(config)
@@ -547,6 +635,13 @@ class HfEmbedForCausalLM(HfEmbedPreTrainedModel):
     def set_output_embeddings(self, value: nn.Linear) -> None:
         self.lm_head = value
 
+    def get_position_embeddings(self) -> nn.Module:
+        return self.model.get_position_embeddings()
+
+    def resize_position_embeddings(self, new_num_position_embeddings: int, **kwargs) -> None:
+        """`HfEmbedModel.resize_position_embeddings` on the embedding stage; the config follows."""
+        self.model.resize_position_embeddings(new_num_position_embeddings, **kwargs)
+
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -556,24 +651,78 @@ class HfEmbedForCausalLM(HfEmbedPreTrainedModel):
         labels: torch.LongTensor | None = None,
         past_key_values_length: int = 0,
         return_dict: bool | None = None,
+        *,
+        token_type_ids: torch.LongTensor | None = None,
+        output_hidden_states: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        shift_labels: torch.LongTensor | None = None,
         **kwargs,
     ) -> CausalLMOutput | tuple:
-        """`labels` (B, T) are the inputs themselves (shifted inside, as GPT-2 does); -100 is ignored."""
-        hidden_states = self.model(
+        """Next-token logits (B, T, V) for `input_ids` (B, T) or `inputs_embeds` (B, T, D).
+
+        Args:
+            input_ids, attention_mask, position_ids, inputs_embeds, past_key_values_length, token_type_ids,
+                output_hidden_states: as `HfEmbedModel.forward`; `hidden_states` is `(embedding output,)`.
+            labels: (B, T), the inputs themselves (shifted inside, as GPT-2 does); -100 is ignored.
+            shift_labels: (B, T) labels already shifted (packed sequences); used instead of shifting `labels`.
+            return_dict: a `CausalLMOutput`, or its non-`None` fields as a tuple; defaults to `config.return_dict`.
+            logits_to_keep: an int keeps the logits of the last that many positions (0: all); a 1-D tensor
+                keeps those positions. `generate()` passes 1.
+            kwargs: only what transformers' machinery passes (`check_forward_keywords`); Trainer's
+                `num_items_in_batch` goes to the loss.
+
+        Returns:
+            `CausalLMOutput(loss, logits, hidden_states)` or the tuple `(loss?, logits, hidden_states?)`.
+        """
+        check_forward_keywords(self.forward, kwargs)
+        outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
             past_key_values_length=past_key_values_length,
-        ).last_hidden_state
-        logits = self.lm_head(hidden_states)  # (B, T, V)
+            token_type_ids=token_type_ids,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        hidden_states = outputs.last_hidden_state  # (B, T, D)
+        if isinstance(logits_to_keep, int):
+            hidden_states = hidden_states[:, -logits_to_keep:] if logits_to_keep else hidden_states  # (B, K, D)
+        else:
+            hidden_states = hidden_states[:, logits_to_keep]
+        logits = self.lm_head(hidden_states)  # (B, K, V)
         loss = None
-        if labels is not None:
-            loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
+        if labels is not None or shift_labels is not None:
+            loss = self.loss_function(
+                logits,
+                labels,
+                vocab_size=self.config.vocab_size,
+                num_items_in_batch=kwargs.get("num_items_in_batch"),
+                shift_labels=shift_labels,
+            )
+        output = CausalLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        if not return_dict:
-            return (logits,) if loss is None else (loss, logits)
-        return CausalLMOutput(loss=loss, logits=logits)
+        return output if return_dict else output.to_tuple()
+
+    def prepare_inputs_for_generation(self, input_ids, next_sequence_length=None, inputs_embeds=None, **kwargs):
+        """Every generation step embeds the whole sequence: there is no cache to hold the past.
+
+        A prompt given as `inputs_embeds` stays in front of the embeddings of the tokens generated so far
+        (`input_ids` then holds only those), so each step still sees the whole sequence.
+        """
+        kwargs.pop("cache", None)
+        kwargs.pop("is_first_iteration", None)
+        if inputs_embeds is not None:
+            if input_ids.shape[1]:
+                inputs_embeds = torch.cat((inputs_embeds, self.get_input_embeddings()(input_ids)), dim=1)
+            return super().prepare_inputs_for_generation(
+                input_ids, inputs_embeds=inputs_embeds, is_first_iteration=True, **kwargs
+            )
+        return super().prepare_inputs_for_generation(input_ids, **kwargs)
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        return False  # no attention, nothing to cache
 
 
 def _gpt2_transformer(gpt2) -> nn.Module:

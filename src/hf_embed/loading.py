@@ -1,0 +1,229 @@
+"""What `from_pretrained` checks around transformers' loader, so that a load is whole or an error.
+
+transformers loads what matches and fills the rest with freshly initialized tables, reporting it on stderr.
+For a model that is nothing but its tables that is a silent wrong answer, so hf-embed refuses, before or
+after transformers reads the weights: a local path that does not exist (no Hub request), a folder without
+`config.json`, a checkpoint of another model type (GPT-2: with the hint to convert it), missing, unexpected
+or renamed tensors, and tensors whose shape or dtype disagrees with `config.json`.
+
+This file imports only transformers and the standard library: `save_pretrained` copies it next to the weights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import struct
+import threading
+from contextlib import contextmanager
+
+from transformers.utils import cached_file
+
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
+HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "proxies", "revision", "subfolder", "token")
+SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16"}
+
+
+def local_folder(name) -> str | None:
+    """The local folder `name` means, or None when it is a Hub id.
+
+    Local: an `os.PathLike`, or a string that exists, starts with `.`, `/` or `~`, holds a backslash or more
+    than one `/`, ends with a separator, is not a valid Hub id, or whose first part is an existing folder
+    (`runs/model` where `runs/` exists). Anything else (`gpt2`, `org/name`) is a Hub id.
+
+    Raises:
+        FileNotFoundError: a local path that does not exist (nothing is sent to the Hub).
+        NotADirectoryError: a local path that is a file, not a model folder.
+    """
+    text = os.fspath(name)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    path = os.path.expanduser(text)
+    looks_local = (
+        isinstance(name, os.PathLike)
+        or os.path.exists(path)
+        or text.startswith((".", "/", "~"))
+        or "\\" in text
+        or text.count("/") > 1
+        or text.endswith(("/", os.sep))
+        or HUB_ID.fullmatch(text) is None
+        or ("/" in text and os.path.isdir(text.split("/")[0]))
+    )
+    if not looks_local:
+        return None
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"{text}: no such folder (a local path, so the Hub was not asked; a Hub id looks like 'name' or 'org/name')"
+        )
+    if not os.path.isdir(path):
+        raise NotADirectoryError(
+            f"{text} is a file; from_pretrained takes the folder that holds config.json and the safetensors weights"
+        )
+    return path
+
+
+def read_config_dict(name, folder: str | None, kwargs: dict, *, required: bool = True) -> dict | None:
+    """`config.json` of a local folder or a Hub repository, refused if it is not an hf-embed model's.
+
+    Returns None for a local folder without one when not `required` (the caller passed a config).
+
+    Raises:
+        FileNotFoundError: a local folder without `config.json`, when `required`.
+        ValueError: a `config.json` of another model type (a transformers GPT-2 gets the hint to convert it).
+    """
+    from transformers import PretrainedConfig
+
+    subfolder = kwargs.get("subfolder") or ""
+    if folder is not None:
+        path = os.path.join(folder, subfolder, "config.json")
+        if not os.path.isfile(path):
+            if not required:
+                return None
+            where = os.path.join(os.fspath(name), subfolder) if subfolder else os.fspath(name)
+            raise FileNotFoundError(
+                f"{where}: no config.json in this folder, so it is not a saved model (save_pretrained and "
+                "`hf-embed init` write config.json next to model.safetensors)"
+            )
+        with open(path, encoding="utf-8") as file:
+            try:
+                config = json.load(file)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}: not valid JSON ({error})") from None
+    else:
+        config, _ = PretrainedConfig.get_config_dict(name, **{k: kwargs[k] for k in HUB_KWARGS if k in kwargs})
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    if model_type == "gpt2":
+        raise ValueError(
+            f"{os.fspath(name)} is a transformers GPT-2 checkpoint (model_type 'gpt2'), not an hf-embed model; import "
+            f"its tables with HfEmbedModel.from_gpt2({os.fspath(name)!r}) or `hf-embed init --from-gpt2 "
+            f"{os.fspath(name)} --output NEW_FOLDER`"
+        )
+    if model_type is not None and model_type != "hf_embed":
+        raise ValueError(f"{os.fspath(name)}: config.json is for model_type {model_type!r}, not an hf-embed model")
+    return config
+
+
+def declared_dtype(config: dict | None) -> str | None:
+    """The dtype `config.json` declares for the weights, as a name (`"float32"`), if any."""
+    value = None if config is None else config.get("dtype") or config.get("torch_dtype")
+    if value is None or value == "auto":
+        return None
+    return str(value).removeprefix("torch.")
+
+
+def weight_files(name, kwargs: dict) -> list[str]:
+    """The safetensors files a finished load read (local, or already in the Hub cache), for their headers."""
+    lookup = {k: kwargs[k] for k in HUB_KWARGS if k in kwargs}
+    lookup.update(local_files_only=True, _raise_exceptions_for_missing_entries=False)
+    variant = kwargs.get("variant")
+    single = "model.safetensors" if not variant else f"model.{variant}.safetensors"
+    path = cached_file(name, single, **lookup)
+    if path is not None:
+        return [path]
+    index = cached_file(name, f"{single}.index.json", **lookup)
+    if index is None:
+        return []
+    with open(index, encoding="utf-8") as file:
+        shards = sorted(set(json.load(file)["weight_map"].values()))
+    return [p for p in (cached_file(name, shard, **lookup) for shard in shards) if p is not None]
+
+
+def stored_dtypes(files: list[str]) -> dict[str, tuple[str, str]]:
+    """`{tensor name: (dtype, file name)}` from safetensors headers (8-byte length, then JSON), weights unread."""
+    stored = {}
+    for path in files:
+        with open(path, "rb") as file:
+            (length,) = struct.unpack("<Q", file.read(8))
+            header = json.loads(file.read(length))
+        for key, entry in header.items():
+            if key != "__metadata__":
+                stored[key] = (SAFETENSORS_DTYPES.get(entry["dtype"], entry["dtype"].lower()), os.path.basename(path))
+    return stored
+
+
+def check_loading_info(where: str, info: dict, *, allow_mismatched_sizes: bool) -> None:
+    """Raise if transformers' loading report shows a partial load: missing, unexpected or mismatched tensors.
+
+    Raises:
+        ValueError: naming the checkpoint and each tensor (with both shapes for a mismatch).
+    """
+    problems, remedies = [], []
+    if info["missing_keys"]:
+        problems.append(f"missing {_names(info['missing_keys'])}")
+    if info["unexpected_keys"]:
+        problems.append(f"unexpected {_names(info['unexpected_keys'])}")
+    if problems:
+        remedies.append(
+            "to accept a partial load (missing tables freshly initialized, listed in the returned report) pass "
+            "output_loading_info=True"
+        )
+    if info["mismatched_keys"] and not allow_mismatched_sizes:
+        shapes = ", ".join(
+            f"{key} is {tuple(stored)} in the file but {tuple(expected)} by config.json"
+            for key, stored, expected in sorted(info["mismatched_keys"])
+        )
+        problems.append(f"shapes disagree with config.json: {shapes}")
+        remedies.append("to re-initialize tables of another size pass ignore_mismatched_sizes=True")
+    if problems:
+        raise ValueError(
+            f"{where}: the checkpoint does not match the model: {'; '.join(problems)}. Nothing was loaded; "
+            + "; ".join(remedies)
+        )
+
+
+def check_dtypes(where: str, stored: dict[str, tuple[str, str]], expected: str | None) -> None:
+    """Raise if a floating-point tensor in the files has another dtype than `config.json` declares."""
+    if expected is None:
+        return
+    wrong = sorted(
+        (file, key, dtype) for key, (dtype, file) in stored.items() if dtype != expected and dtype in _FLOATS
+    )
+    if wrong:
+        listed = ", ".join(f"{key} is {dtype} in {file}" for file, key, dtype in wrong)
+        raise ValueError(
+            f"{where}: config.json declares dtype {expected} but {listed}; fix config.json's `dtype` or re-save the "
+            "model (save_pretrained writes both from the same model)"
+        )
+
+
+_FLOATS = set(SAFETENSORS_DTYPES.values()) | {"float8_e4m3fn", "float8_e5m2"}
+
+
+def _names(keys) -> str:
+    return "tensors [" + ", ".join(sorted(keys)) + "]"
+
+
+class _HideReport(logging.Filter):
+    """Drops transformers' load report logged by one thread (hf-embed raises its own error in its place)."""
+
+    def __init__(self):
+        super().__init__()
+        self.thread = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.thread == self.thread and "LOAD REPORT" in str(record.msg))
+
+
+@contextmanager
+def hidden_load_report():
+    logger = logging.getLogger("transformers.modeling_utils")
+    hide = _HideReport()
+    logger.addFilter(hide)
+    try:
+        yield
+    finally:
+        logger.removeFilter(hide)
+
+
+__all__ = [
+    "check_dtypes",
+    "check_loading_info",
+    "declared_dtype",
+    "hidden_load_report",
+    "local_folder",
+    "read_config_dict",
+    "stored_dtypes",
+    "weight_files",
+]
