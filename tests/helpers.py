@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import torch
+
 WORDS = (
     "the a of and to in is was he she it that with for as his her on at by from they we "
     "lighthouse ledger harbour keeper winter evening question library painted grey silent "
@@ -22,3 +24,25 @@ def make_text(num_words: int, seed: int = 0) -> str:
         if i % 37 == 36:
             out.append(rng.choice(["\n", "\n\n", "\r\n", "  "]))
     return " ".join(out)
+
+
+SCHEMES = ["absolute", "sinusoidal", "rotary", "relative", "none"]
+
+
+def model_for(scheme: str, **overrides):
+    """A tiny `HfEmbedModel` (vocab 99, hidden 32, 16 positions) of one position scheme, seeded, in eval mode."""
+    from hf_embed import HfEmbedConfig, HfEmbedModel
+
+    torch.manual_seed(0)
+    values = {"position_embedding_type": scheme, "head_dim": 8, "max_relative_distance": 3, **overrides}
+    return HfEmbedModel(HfEmbedConfig.from_preset("tiny", **values)).eval()
+
+
+def assert_same_positions(a, b):
+    """Equal position embeddings: None, a tensor, or a (cos, sin) pair."""
+    if a is None or b is None:
+        assert a is None and b is None
+    elif isinstance(a, tuple):
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    else:
+        assert torch.equal(a, b)

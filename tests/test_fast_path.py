@@ -1,9 +1,9 @@
-"""The forward's fast path (`token_embeddings`, `_add_rows`) against the reference computation it must equal.
+"""The forward's fast path (`token_embeddings`, `_add_position_rows`) against the reference it must equal.
 
 The reference is GPT-2's stage written out: two `F.embedding` gathers and an out-of-place add. The fast path
 gathers with `torch.embedding` directly when `wte` is a stock `nn.Embedding`, slices contiguous positions out
-of the table and adds in place; every other `wte` (hooked, wrapped, `forward` replaced) must go through its
-module call and give what the module gives.
+of a stock `wpe` table and adds in place; every other `wte` or `wpe` (hooked, wrapped, `forward` replaced) must
+go through its module call and give what the module gives.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from hf_embed import HfEmbedConfig, HfEmbedModel
-from hf_embed.modeling_hf_embed import _is_stock_embedding
+from hf_embed.modeling_hf_embed import _is_stock_embedding, _stock_position_table
+from hf_embed.position_embeddings import LearnedPositionEmbedding, SinusoidalPositionEmbedding
 
 
 def reference(model, ids, position_ids=None, past_length=0):
@@ -68,8 +69,48 @@ def test_stock_embedding_detection():
         assert not _is_stock_embedding(table)
     finally:
         handle.remove()
+    handle = table.register_full_backward_hook(lambda *args: None)
+    assert not _is_stock_embedding(table)
+    handle.remove()
     table.forward = lambda ids: ids  # what tensor parallel and accelerate's offloading do
     assert not _is_stock_embedding(table)
+
+
+def test_stock_position_table_detection():
+    learned, sinusoidal = LearnedPositionEmbedding(16, 4), SinusoidalPositionEmbedding(16, 4)
+    assert _stock_position_table(learned) is learned.weight
+    assert _stock_position_table(sinusoidal) is sinusoidal.table
+    assert _stock_position_table(nn.Embedding(16, 4)) is None  # not a position scheme
+    assert _stock_position_table(LearnedPositionEmbedding(16, 4, max_norm=1.0)) is None
+    assert _stock_position_table(type("Sub", (SinusoidalPositionEmbedding,), {})(16, 4)) is None
+    for module in (learned, sinusoidal):
+        for register in (module.register_forward_hook, module.register_forward_pre_hook):
+            handle = register(lambda *args: None)
+            assert _stock_position_table(module) is None
+            handle.remove()
+        module.forward = lambda position_ids: position_ids
+        assert _stock_position_table(module) is None
+        del module.forward
+        assert _stock_position_table(module) is not None
+
+
+@pytest.mark.parametrize("hook_on", ["wte", "wpe"])
+def test_hooked_tables_run_their_module_calls_and_equal_the_reference(model, hook_on):
+    """A hook that changes nothing changes nothing: the module-call path is the same arithmetic."""
+    seen = []
+    getattr(model.embeddings, hook_on).register_forward_hook(lambda module, args, out: seen.append(out))
+    ids = torch.randint(0, 99, (3, 5))
+    positions = torch.randint(0, 16, (3, 5))
+    assert torch.equal(model(ids).last_hidden_state, reference(model, ids))
+    assert torch.equal(model(ids, position_ids=positions).last_hidden_state, reference(model, ids, positions))
+    assert torch.equal(
+        model(ids[:, :2], past_key_values_length=3).last_hidden_state, reference(model, ids[:, :2], None, 3)
+    )
+    assert len(seen) == 3
+    if hook_on == "wte":  # what a hook kept is the module's output, never modified in place afterwards
+        assert torch.equal(seen[0], F.embedding(ids, model.embeddings.wte.weight))
+    else:
+        assert torch.equal(seen[0], model.embeddings.wpe.weight[:5].unsqueeze(0))
 
 
 def test_hooked_or_replaced_token_table_runs_its_module_call(model):

@@ -9,7 +9,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel, GPT2Config, GPT2LMHeadModel, GPT2Model
 
+from helpers import SCHEMES, model_for
 from hf_embed import HfEmbedConfig, HfEmbeddings, HfEmbedModel, HfEmbedModelOutput
+from hf_embed.position_embeddings import sinusoid_table
 
 
 def small_gpt2(cls=GPT2Model):
@@ -36,12 +38,55 @@ def test_output_is_token_plus_position(tiny_config, tiny_ids):
 
 
 def test_hf_embeddings_is_a_plain_module(tiny_config, tiny_ids):
-    layer = HfEmbeddings(tiny_config)
+    layer = HfEmbeddings(tiny_config).eval()
     assert not hasattr(layer, "config")  # usable inside any model
-    torch.nn.init.normal_(layer.wte.weight)
-    torch.nn.init.normal_(layer.wpe.weight)
+    for table in (layer.wte.weight, layer.wpe.weight):  # initialized on its own: GPT-2's normal(0, 0.02)
+        assert torch.isfinite(table).all() and 0.015 < table.std().item() < 0.025
     hidden_states, position_embeddings = layer(tiny_ids)
     assert hidden_states.shape == (13, 7, 32) and position_embeddings is None
+    assert torch.equal(hidden_states, layer.wte.weight[tiny_ids] + layer.wpe.weight[:7])
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("initializer_range", [0.02, None])
+def test_layer_alone_draws_the_tables_of_the_model(scheme, initializer_range):
+    """Same seed, same tables, and the same random stream afterwards: each table drawn once, wte then wpe."""
+    config = HfEmbedConfig.from_preset(
+        "tiny", position_embedding_type=scheme, head_dim=8, initializer_range=initializer_range
+    )
+    torch.manual_seed(11)
+    layer = HfEmbeddings(config)
+    after_layer = torch.rand(3)
+    torch.manual_seed(11)
+    model = HfEmbedModel(config)
+    after_model = torch.rand(3)
+    assert torch.equal(after_layer, after_model)
+    mine, theirs = layer.state_dict(keep_vars=True), model.embeddings.state_dict(keep_vars=True)
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+    if scheme == "sinusoidal":
+        assert torch.equal(layer.wpe.table, sinusoid_table(16, 32).float())
+
+    torch.manual_seed(11)  # the draws, written out
+    std = 1.0 if initializer_range is None else initializer_range
+    tables = [torch.empty(99, 32).normal_(0.0, std)]
+    if scheme in ("absolute", "relative"):
+        tables.append(torch.empty(*layer.wpe.weight.shape).normal_(0.0, std))
+    assert torch.equal(torch.rand(3), after_layer)
+    assert torch.equal(layer.wte.weight, tables[0])
+    if len(tables) == 2:
+        assert torch.equal(layer.wpe.weight, tables[1])
+
+
+def test_meta_device_construction_allocates_and_draws_nothing():
+    config = HfEmbedConfig.from_preset("gpt2-xl")  # 50257 x 1600 and 1024 x 1600
+    state = torch.random.get_rng_state()
+    with torch.device("meta"):
+        for module in (HfEmbeddings(config), HfEmbedModel(config)):
+            assert all(t.is_meta for t in (*module.parameters(), *module.buffers()))
+    with torch.device("meta"):
+        sinusoidal = HfEmbeddings(HfEmbedConfig.from_preset("gpt2-xl", position_embedding_type="sinusoidal"))
+    assert sinusoidal.wpe.table.is_meta
+    assert torch.equal(torch.random.get_rng_state(), state)
 
 
 @pytest.mark.parametrize("cls", [GPT2Model, GPT2LMHeadModel])
@@ -182,6 +227,8 @@ def test_torch_default_init_matches_nn_embedding_under_seed():
     torch.manual_seed(123)
     reference = torch.nn.Embedding(50257, 256)
     assert torch.equal(model.embeddings.wte.weight, reference.weight)
+    torch.manual_seed(123)
+    assert torch.equal(HfEmbeddings(config).wte.weight, reference.weight)  # the layer alone, too
 
 
 def test_book_small_table_under_seed():
@@ -190,6 +237,9 @@ def test_book_small_table_under_seed():
     model = HfEmbedModel(HfEmbedConfig(vocab_size=6, hidden_size=3, max_position_embeddings=4, initializer_range=None))
     torch.manual_seed(123)
     assert torch.equal(model.embeddings.wte.weight, torch.nn.Embedding(6, 3).weight)
+    torch.manual_seed(123)
+    layer = HfEmbeddings(HfEmbedConfig(vocab_size=6, hidden_size=3, max_position_embeddings=4, initializer_range=None))
+    assert torch.equal(layer.wte.weight, model.embeddings.wte.weight)
 
 
 def test_save_pretrained_layout(tiny_config, tmp_path):
@@ -230,11 +280,27 @@ def test_loading_never_reinitializes_loaded_weights(tiny_config, tmp_path):
     model.config.save_pretrained(tmp_path)
     wte = model.embeddings.wte.weight.detach().clone()
     save_file({"embeddings.wte.weight": wte}, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    torch.manual_seed(5)
     loaded, report = HfEmbedModel.from_pretrained(tmp_path, output_loading_info=True)
     assert report["missing_keys"] == {"embeddings.wpe.weight"}
     assert torch.equal(loaded.embeddings.wte.weight, wte)
-    wpe = loaded.embeddings.wpe.weight
-    assert torch.isfinite(wpe).all() and 0.01 < wpe.std().item() < 0.03
+    torch.manual_seed(5)  # the missing table is the only one drawn: the loaded wte drew nothing before it
+    assert torch.equal(loaded.embeddings.wpe.weight, torch.empty(16, 32).normal_(0.0, 0.02))
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_loading_draws_nothing(scheme, tmp_path):
+    model = model_for(scheme)
+    model.save_pretrained(tmp_path)
+    torch.manual_seed(5)
+    loaded = HfEmbedModel.from_pretrained(tmp_path)
+    after_load = torch.rand(3)
+    torch.manual_seed(5)
+    assert torch.equal(after_load, torch.rand(3))
+    mine, theirs = loaded.state_dict(), model.state_dict()
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+    if scheme == "sinusoidal":  # the non-persistent table is recomputed, not left uninitialized
+        assert torch.equal(loaded.embeddings.wpe.table, sinusoid_table(16, 32).float())
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
@@ -387,11 +453,65 @@ def test_bad_input_is_a_clear_error(tiny_config, kwargs, error, message):
         model(**kwargs)
 
 
-def test_small_integer_id_dtypes_are_accepted(tiny_config, tiny_ids):
+INTEGER_DTYPES = [
+    torch.int64,
+    torch.int32,
+    torch.int16,
+    torch.int8,
+    torch.uint8,
+    torch.uint16,
+    torch.uint32,
+    torch.uint64,
+]
+
+
+@pytest.mark.parametrize("dtype", INTEGER_DTYPES)
+def test_every_integer_dtype_gives_the_same_output(tiny_config, tiny_ids, dtype):
     model = HfEmbedModel(tiny_config).eval()
-    expected = model(tiny_ids).last_hidden_state
-    for dtype in (torch.int32, torch.int16, torch.uint8):
-        assert torch.equal(model(tiny_ids.to(dtype)).last_hidden_state, expected)
+    generator = torch.Generator().manual_seed(5)
+    inputs = {
+        "input_ids": tiny_ids,
+        "position_ids": torch.randint(0, 16, tiny_ids.shape, generator=generator),
+        "token_type_ids": torch.randint(0, 99, tiny_ids.shape, generator=generator),
+    }
+    expected = model(**inputs).last_hidden_state
+    assert torch.equal(model(**{k: v.to(dtype) for k, v in inputs.items()}).last_hidden_state, expected)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("input_ids", r"token id {} at \[0, 1\] is outside the vocabulary \(size 99\)"),
+        ("position_ids", r"position id {} at \[0, 1\] is outside max_position_embeddings \(16\)"),
+        ("token_type_ids", r"token type id {} at \[0, 1\] is outside the vocabulary \(size 99\)"),
+    ],
+)
+def test_large_unsigned_ids_are_reported_with_their_real_value(tiny_config, name, message):
+    """uint64 values past int64's range are not read as negative numbers; uint32 ones are not truncated."""
+    model = HfEmbedModel(tiny_config)
+    for value, dtype in ((2**63 + 5, torch.uint64), (2**64 - 1, torch.uint64), (2**32 - 1, torch.uint32)):
+        inputs = {"input_ids": torch.tensor([[1, 2]]), name: torch.tensor([[1, value]], dtype=dtype)}
+        with pytest.raises(ValueError, match=message.format(value)):
+            model(**inputs)
+
+
+@pytest.mark.parametrize(
+    "dtype",
+    [torch.float16, torch.complex64, torch.bool, torch.float8_e4m3fn, torch.bits8, torch.uint4, torch.qint8],
+    ids=str,
+)
+def test_other_dtypes_are_refused_by_name(tiny_config, dtype):
+    model = HfEmbedModel(tiny_config)
+    if dtype.is_floating_point or dtype in (torch.complex64, torch.bool):
+        tensor = torch.zeros(1, 2, dtype=dtype)
+    elif dtype == torch.qint8:
+        tensor = torch.quantize_per_tensor(torch.zeros(1, 2), 0.1, 0, dtype)
+    else:
+        tensor = torch.empty(1, 2, dtype=dtype)
+    for name in ("input_ids", "position_ids", "token_type_ids"):
+        inputs = {"input_ids": torch.tensor([[1, 2]]), name: tensor}
+        with pytest.raises(TypeError, match=rf"`{name}` must hold integers .* got {tensor.dtype}"):
+            model(**inputs)
 
 
 @pytest.mark.cuda

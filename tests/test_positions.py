@@ -11,26 +11,9 @@ from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb as llama_apply_rotary_pos_emb
 from transformers.models.wav2vec2_bert.modeling_wav2vec2_bert import _apply_relative_key_position_encoding
 
-from hf_embed import HfEmbedConfig, HfEmbedModel, apply_rotary_pos_emb
+from helpers import SCHEMES, assert_same_positions, model_for
+from hf_embed import HfEmbedConfig, apply_rotary_pos_emb
 from hf_embed.position_embeddings import sinusoid_table
-
-SCHEMES = ["absolute", "sinusoidal", "rotary", "relative", "none"]
-
-
-def model_for(scheme: str, **overrides) -> HfEmbedModel:
-    torch.manual_seed(0)
-    values = {"position_embedding_type": scheme, "head_dim": 8, "max_relative_distance": 3, **overrides}
-    return HfEmbedModel(HfEmbedConfig.from_preset("tiny", **values)).eval()
-
-
-def assert_same_positions(a, b):
-    """Equal position embeddings: None, a tensor, or a (cos, sin) pair."""
-    if a is None or b is None:
-        assert a is None and b is None
-    elif isinstance(a, tuple):
-        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
-    else:
-        assert torch.equal(a, b)
 
 
 def test_unknown_scheme_lists_the_choices():
@@ -134,8 +117,8 @@ def test_rotary_preserves_dot_products_of_equal_offsets():
     q, k = torch.randn(1, 1, 1, 8), torch.randn(1, 1, 1, 8)
 
     def score(pq, pk):
-        cos_q, sin_q = model.embeddings.wpe.cos_sin(torch.tensor([[pq]]), torch.float32)
-        cos_k, sin_k = model.embeddings.wpe.cos_sin(torch.tensor([[pk]]), torch.float32)
+        cos_q, sin_q = model.embeddings.wpe(torch.tensor([[pq]]))
+        cos_k, sin_k = model.embeddings.wpe(torch.tensor([[pk]]))
         rq, _ = apply_rotary_pos_emb(q, q, cos_q, sin_q)
         _, rk = apply_rotary_pos_emb(k, k, cos_k, sin_k)
         return (rq * rk).sum().item()
@@ -215,6 +198,38 @@ def test_left_padding_embeds_like_unpadded(scheme):
         assert torch.equal(out.position_embeddings[:, 3:, 3:], ref.position_embeddings)
 
 
+BAD_MASKS = [
+    (torch.tensor([[1, 1, 2, 1]]), r"2 at \[0, 2\]"),
+    (torch.tensor([[1, -1, 1, 1]]), r"-1 at \[0, 1\]"),
+    (torch.tensor([[0.5, 1.0, 1.0, 1.0]]), r"0.5 at \[0, 0\]"),
+    (torch.tensor([[1.0, float("nan"), 1.0, 1.0]]), r"nan at \[0, 1\]"),
+    (torch.tensor([[2, 2, 2, 2]], dtype=torch.uint8), r"2 at \[0, 0\]"),
+    (torch.tensor([[1, 1, 1, 2**63 + 5]], dtype=torch.uint64), r"9223372036854775813 at \[0, 3\]"),
+]
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_attention_mask_must_hold_zeros_and_ones(scheme):
+    """Anything but 0 (padding) and 1 (token) is refused by value and place, whether or not positions come from it."""
+    model = model_for(scheme)
+    ids = torch.tensor([[5, 6, 7, 8]])
+    for mask, message in BAD_MASKS:
+        for kwargs in ({}, {"position_ids": torch.arange(4)}):
+            with pytest.raises(
+                ValueError, match=r"`attention_mask` must hold 0 \(padding\) or 1 \(token\), got " + message
+            ):
+                model(ids, attention_mask=mask, **kwargs)
+    left_padded = torch.tensor([[0, 1, 1, 1]])
+    expected = model(ids, attention_mask=left_padded)
+    dtypes = [torch.bool, torch.int32, torch.int16, torch.int8, torch.uint8, torch.uint16, torch.uint32, torch.uint64]
+    for dtype in [*dtypes, torch.float32, torch.float16, torch.bfloat16]:
+        out = model(ids, attention_mask=left_padded.to(dtype))
+        assert torch.equal(out.last_hidden_state, expected.last_hidden_state), dtype
+        assert_same_positions(out.position_embeddings, expected.position_embeddings)
+    with pytest.raises(TypeError, match=r"`attention_mask` must hold 0 and 1 .* got torch.complex64"):
+        model(ids, attention_mask=left_padded.to(torch.complex64))
+
+
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_explicit_position_ids_equal_default(scheme, tiny_ids):
     model = model_for(scheme)
@@ -259,34 +274,77 @@ def test_bad_input_rules_hold(scheme):
 # --------------------------------------------------------------------------- longer contexts
 
 
-def test_resize_learned_interpolate(tiny_ids, tmp_path):
+@pytest.mark.parametrize("method", ["keep", "extend"])  # "extend": the name before "keep", same meaning
+def test_resize_shrink_keeps_the_first_rows(method, tiny_ids, tmp_path):
+    """As transformers' models and nanoGPT's `crop_block_size`: the first n rows, bit for bit."""
     model = model_for("absolute")
     old = model.embeddings.wpe.weight.detach().clone()  # (16, 32)
-    model.resize_position_embeddings(31, method="interpolate")
-    new = model.embeddings.wpe.weight
-    assert new.shape == (31, 32) and model.config.max_position_embeddings == 31
-    # 31 points over 16: new row 2j sits exactly on old row j, odd rows are midpoints
-    torch.testing.assert_close(new[0::2], old, rtol=0, atol=1e-6)
-    torch.testing.assert_close(new[1::2], (old[:-1] + old[1:]) / 2, rtol=0, atol=1e-6)
-    model(torch.zeros(1, 31, dtype=torch.long))
+    before = model(tiny_ids).last_hidden_state
+    model.resize_position_embeddings(7, **({} if method == "keep" else {"method": method}))  # "keep": the default
+    assert torch.equal(model.embeddings.wpe.weight, old[:7])
+    assert model.config.max_position_embeddings == 7 and model.embeddings.max_positions == 7
+    assert torch.equal(model(tiny_ids).last_hidden_state, before)
+    with pytest.raises(ValueError, match=r"sequence length 8 .* exceeds max_position_embeddings \(7\)"):
+        model(torch.zeros(1, 8, dtype=torch.long))
     model.save_pretrained(tmp_path)
     loaded = AutoModel.from_pretrained(tmp_path)
-    assert loaded.config.max_position_embeddings == 31
-    assert torch.equal(loaded.embeddings.wpe.weight, new)
+    assert loaded.config.max_position_embeddings == 7 and torch.equal(loaded.embeddings.wpe.weight, old[:7])
 
 
-def test_resize_learned_extend(tiny_ids):
-    model = model_for("absolute")
-    before = model(tiny_ids).last_hidden_state
+@pytest.mark.parametrize("initializer_range", [0.02, None])
+def test_resize_keep_grows_with_rows_initialized_as_at_construction(initializer_range, tiny_ids):
+    model = model_for("absolute", initializer_range=initializer_range)
     old = model.embeddings.wpe.weight.detach().clone()
-    model.resize_position_embeddings(40, method="extend")
-    assert torch.equal(model.embeddings.wpe.weight[:16], old)
-    assert 0.01 < model.embeddings.wpe.weight[16:].std().item() < 0.03
-    assert torch.equal(model(tiny_ids).last_hidden_state, before)
-    with pytest.raises(ValueError, match=r"cannot shrink the table from 40 to 8 positions"):
-        model.resize_position_embeddings(8, method="extend")
-    with pytest.raises(ValueError, match=r"'interpolate' or 'extend', got 'cubic'"):
+    before = model(tiny_ids).last_hidden_state
+    hooked = []
+    model.embeddings.wpe.register_forward_hook(lambda *args: hooked.append(1))  # resized in place: hooks stay
+    torch.manual_seed(7)
+    model.resize_position_embeddings(40)
+    torch.manual_seed(7)
+    drawn = torch.empty(24, 32).normal_(0.0, 1.0 if initializer_range is None else initializer_range)
+    assert torch.equal(model.embeddings.wpe.weight, torch.cat((old, drawn)))
+    assert model.embeddings.wpe.weight.requires_grad and model.embeddings.wpe.num_embeddings == 40
+    assert torch.equal(model(tiny_ids).last_hidden_state, before) and hooked
+    model(torch.zeros(1, 40, dtype=torch.long))
+
+
+def linear_resample(table: torch.Tensor, n: int) -> torch.Tensor:
+    """Row i of n sits at x = i (old - 1) / (n - 1) on the old rows: (1 - w) old[j] + w old[j + 1]. float64."""
+    old = table.double()
+    rows = []
+    for i in range(n):
+        x = i * (len(old) - 1) / (n - 1)
+        j = min(int(x), len(old) - 2)
+        rows.append((1 - (x - j)) * old[j] + (x - j) * old[j + 1])
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("n", [31, 50, 9])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_resize_interpolate_is_a_linear_stretch(n, dtype):
+    model = model_for("absolute").to(dtype)
+    old = model.embeddings.wpe.weight.detach().clone()  # (16, 32)
+    model.resize_position_embeddings(n, method="interpolate")
+    new = model.embeddings.wpe.weight
+    assert new.shape == (n, 32) and new.dtype == dtype and model.config.max_position_embeddings == n
+    expected = torch.nn.functional.interpolate(old.float().T.unsqueeze(0), size=n, mode="linear", align_corners=True)
+    assert torch.equal(new, expected[0].T.to(dtype))  # torch's own linear interpolation, in float32
+    torch.testing.assert_close(
+        new.double(), linear_resample(old, n), rtol=0, atol=1e-6 if dtype == torch.float32 else 1e-3
+    )
+    assert torch.equal(new[0], old[0]) and torch.equal(new[-1], old[-1])
+
+
+def test_resize_refuses_bad_arguments_and_wrapped_tables():
+    model = model_for("absolute")
+    with pytest.raises(ValueError, match=r"`method` must be one of \('keep', 'interpolate'\), got 'cubic'"):
         model.resize_position_embeddings(50, method="cubic")
+    with pytest.raises(ValueError, match=r"`new_num_position_embeddings` must be an integer >= 1, got 0"):
+        model.resize_position_embeddings(0)
+    model.embeddings.wpe = torch.nn.Embedding(16, 32)
+    with pytest.raises(TypeError, match=r"cannot resize `wpe` of type Embedding \(expected LearnedPositionEmbedding\)"):
+        model.resize_position_embeddings(50)
+    assert model.config.max_position_embeddings == 16
 
 
 @pytest.mark.parametrize("scheme", ["sinusoidal", "rotary", "relative", "none"])
@@ -298,9 +356,13 @@ def test_fixed_schemes_work_past_their_old_length(scheme, tmp_path):
     model.resize_position_embeddings(64)
     out = model(ids)
     if scheme == "sinusoidal":
+        assert torch.equal(model.embeddings.wpe.table, sinusoid_table(64, 32).float())
         torch.testing.assert_close(
             out.last_hidden_state, model.embeddings.wte(ids) + sinusoid_table(40, 32).float(), rtol=0, atol=0
         )
+        model.resize_position_embeddings(5)
+        assert torch.equal(model.embeddings.wpe.table, sinusoid_table(5, 32).float())
+        model.resize_position_embeddings(64)
     model.save_pretrained(tmp_path)
     loaded = AutoModel.from_pretrained(tmp_path)
     assert torch.equal(loaded(ids).last_hidden_state, out.last_hidden_state)

@@ -20,7 +20,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.modules.module import _global_forward_hooks, _global_forward_pre_hooks
+from torch.nn.modules.module import (
+    _global_backward_hooks,
+    _global_backward_pre_hooks,
+    _global_forward_hooks,
+    _global_forward_pre_hooks,
+)
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutput, CausalLMOutput
@@ -38,30 +43,61 @@ from .loading import (
     weight_files,
 )
 from .position_embeddings import (
+    MAX_RELATIVE_ELEMENTS,
     LearnedPositionEmbedding,
     Positions,
     SinusoidalPositionEmbedding,
     apply_rotary_pos_emb,
+    init_embedding_module,
+    init_table,
     position_ids_from_attention_mask,
     position_module,
+    relative_distance_ids,
 )
-from .validation import INDEX_DTYPES, check_integer_tensor, check_range
+from .validation import (
+    INDEX_DTYPES,
+    as_index_tensor,
+    check_integer_tensor,
+    check_mask,
+    check_positive_int,
+    check_range,
+)
+
+
+def _calls_own_forward(module: nn.Module, cls: type[nn.Module]) -> bool:
+    """Whether calling `module` runs exactly `cls.forward`, so that a fast path may do that work itself.
+
+    Not when it is a subclass or a wrapper (PEFT, quantization, parametrizations), has hooks of any kind (its own
+    or global, forward or backward), or had its `forward` replaced on the instance (transformers' tensor parallel,
+    accelerate's offloading): those must run through the module call.
+    """
+    return (
+        type(module) is cls
+        and "forward" not in module.__dict__
+        and not (module._forward_pre_hooks or module._forward_hooks)
+        and not (module._backward_pre_hooks or module._backward_hooks)
+        and not (_global_forward_pre_hooks or _global_forward_hooks)
+        and not (_global_backward_pre_hooks or _global_backward_hooks)
+    )
 
 
 def _is_stock_embedding(module: nn.Module) -> bool:
-    """Whether `module(ids)` is exactly `torch.embedding(module.weight, ids, ...)`.
+    """Whether `module(ids)` is exactly `torch.embedding(module.weight, ids, ...)`: a plain `nn.Embedding` that
+    `_calls_own_forward` and does not renormalize rows (`max_norm`)."""
+    return _calls_own_forward(module, nn.Embedding) and module.max_norm is None
 
-    Not when it is a subclass or wrapper (PEFT, quantization), renormalizes rows (`max_norm`), has forward
-    hooks, or had its `forward` replaced on the instance (transformers' tensor parallel, accelerate's
-    offloading): those must run through the module call.
+
+def _stock_position_table(wpe: nn.Module) -> torch.Tensor | None:
+    """The table whose rows `wpe(position_ids)` returns, when reading it directly is exactly that call; else None.
+
+    The same rule as `_is_stock_embedding`, for the two schemes whose rows are added: the learned table and the
+    sinusoidal buffer.
     """
-    return (
-        type(module) is nn.Embedding
-        and module.max_norm is None
-        and "forward" not in module.__dict__
-        and not (module._forward_pre_hooks or module._forward_hooks)
-        and not (_global_forward_pre_hooks or _global_forward_hooks)
-    )
+    if _calls_own_forward(wpe, LearnedPositionEmbedding) and wpe.max_norm is None:
+        return wpe.weight
+    if _calls_own_forward(wpe, SinusoidalPositionEmbedding):
+        return wpe.table
+    return None
 
 
 # --------------------------------------------------------------------------- keywords
@@ -131,16 +167,9 @@ def _cached_tokens(cache) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- positions
+# --------------------------------------------------------------------------- the layer
 
-
-def _embedding(num: int, dim: int, *, sparse: bool = False) -> nn.Embedding:
-    """An `nn.Embedding` whose table is left uninitialized for `_init_weights` to fill.
-
-    Skipping torch's own init avoids drawing a table that is overwritten at once, and keeps
-    the random stream equal to a lone `nn.Embedding(num, dim)` when `initializer_range=None`.
-    """
-    return nn.Embedding(num, dim, sparse=sparse, _weight=torch.empty(num, dim))
+ADDED_SCHEMES = ("absolute", "sinusoidal")  # position rows added to the token rows; the others feed attention
 
 
 class HfEmbeddings(nn.Module):
@@ -150,16 +179,33 @@ class HfEmbeddings(nn.Module):
     same weights) to the embedding stage of transformers' `GPT2Model`. A plain `nn.Module`, usable inside
     any model. `forward` returns `(hidden_states, position_embeddings)`; the second is `None` except for
     the rotary (`(cos, sin)`) and relative (distance embeddings) schemes, which attention layers consume.
+
+    Built alone it initializes its tables as `HfEmbedModel(config)` does, drawing the same numbers under the same
+    seed: `wte`, then `wpe`, normal(0, `initializer_range`) each (`initializer_range=None`: torch's `nn.Embedding`
+    default). `initialize=False` leaves them for an owner that fills them itself (`HfEmbedModel`'s `_init_weights`,
+    which skips tensors `from_pretrained` loaded). On the meta device nothing is allocated or drawn.
     """
 
-    def __init__(self, config: HfEmbedConfig):
+    def __init__(self, config: HfEmbedConfig, *, initialize: bool = True):
         super().__init__()
         self.vocab_size = config.vocab_size
         self.hidden_size = config.hidden_size
         self.max_positions = config.max_position_embeddings
-        self.wte = _embedding(config.vocab_size, config.hidden_size, sparse=config.sparse_gradients)
+        self.position_embedding_type = config.position_embedding_type  # chosen once: how `wpe`'s output is used
+        self.position_dim = config.position_dim
+        self.max_relative_distance = config.max_relative_distance
+        self.initializer_range = config.initializer_range
+        V, D = config.vocab_size, config.hidden_size
+        self.wte = nn.Embedding(V, D, sparse=config.sparse_gradients, _weight=torch.empty(V, D))  # filled below
         self.wpe = position_module(config)
         self.drop = nn.Dropout(config.embedding_dropout)
+        if initialize:
+            self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draw the tables as at construction: `wte`, then `wpe` (`init_embedding_module`)."""
+        for module in (self.wte, self.wpe):
+            init_embedding_module(module, self.initializer_range)
 
     def forward(
         self,
@@ -171,63 +217,120 @@ class HfEmbeddings(nn.Module):
         *,
         token_type_ids: torch.LongTensor | None = None,
     ):
-        """Embed `input_ids` (B, T) or take `inputs_embeds` (B, T, D) -> ((B, T, D), position embeddings).
+        """ids -> token rows -> position information -> dropout: (B, T) -> ((B, T, D), position embeddings).
 
+        The reference is GPT-2's stage, `drop(wte(input_ids) + wpe(position_ids))`, and this computes it bit for bit
+        (`tests/test_fast_path.py::test_fast_path_is_bit_identical_to_reference`; against `GPT2Model` itself,
+        `tests/test_modeling.py::test_gpt2_parity`). `inputs_embeds` (B, T, D) may replace the token rows;
         `token_type_ids` (B or 1, T) are embedded with `wte` and added after the positions, as GPT-2 does.
+
+        The fast path changes how, not what: for a stock `wte` (`_is_stock_embedding`) the token rows are one
+        gather of our own, and for a stock `wpe` (`_stock_position_table`) contiguous positions are a slice of
+        its table, added in place into that gather. Anything else (hooks, adapters, offloading, tensor parallel)
+        runs through the module calls.
         """
         batch, seq_len = self._check_inputs(input_ids, inputs_embeds)
         device = (input_ids if input_ids is not None else inputs_embeds).device
         positions = self._positions(batch, seq_len, device, position_ids, attention_mask, past_key_values_length)
 
-        owned = False  # a fresh gather may be added to in place; a caller's tensor may not
         if inputs_embeds is None:
-            inputs_embeds = self.token_embeddings(input_ids)  # (B, T, D)
-            # In place only into a fresh gather: tensor parallel returns a view that must not be modified, and
-            # under torch.compile the out-of-place add is fused into the gather anyway (one pass, no extra tensor).
-            owned = not torch.compiler.is_compiling() and not inputs_embeds._is_view()
-        hidden_states, position_embeddings = self.wpe.add_to(inputs_embeds, positions, inplace=owned)
+            hidden_states, owned = self._token_rows(input_ids)  # (B, T, D); owned: a fresh gather of ours
+        else:
+            hidden_states, owned = inputs_embeds, False  # a caller's tensor is never modified
+        hidden_states, position_embeddings = self.position_information(hidden_states, positions, owned=owned)
         if token_type_ids is not None:
             hidden_states = hidden_states + self._token_type_embeddings(token_type_ids, batch, seq_len)
         if self.training and self.drop.p > 0:
             hidden_states = self.drop(hidden_states)
         return hidden_states, position_embeddings
 
-    def token_embeddings(self, input_ids: torch.Tensor, *, what: str = "token id") -> torch.Tensor:
-        """`wte(input_ids)`, (B, T) -> (B, T, D), with out-of-vocabulary ids reported by value and index.
+    def token_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """`wte(input_ids)`, (B, T) -> (B, T, D), with out-of-vocabulary ids reported by value and index."""
+        return self._token_rows(input_ids)[0]
+
+    def _token_rows(self, ids: torch.Tensor, what: str = "token id") -> tuple[torch.Tensor, bool]:
+        """`wte(ids)` (B, T) -> (B, T, D), and whether it is a fresh gather of ours that may be added to in place.
 
         Speed for small calls: a stock `nn.Embedding` is gathered with `torch.embedding` directly, skipping
         `nn.Embedding.forward` and `F.embedding`'s Python (~2.5 us of a ~15 us (1, 16) call on CPU); anything
-        else goes through its module call (see `_is_stock_embedding`). On CPU the range check is the gather's
-        own bounds check, which raises before anything is written, so valid ids pay nothing for it; on CUDA
-        an asynchronous device assert runs first, with no host sync.
+        else goes through its module call (see `_is_stock_embedding`), whose output is not ours to modify (a hook
+        may keep it; tensor parallel returns a view). Under torch.compile nothing is in place: the out-of-place
+        add fuses into the gather. On CPU the range check is the gather's own bounds check, which raises before
+        anything is written, so valid ids pay nothing for it; on CUDA an asynchronous device assert runs first,
+        with no host sync.
         """
-        if input_ids.dtype not in INDEX_DTYPES:
-            input_ids = input_ids.long()
-        if torch.compiler.is_compiling() or not (input_ids.is_cpu or input_ids.is_meta):
-            self._check_token_ids(input_ids, what)
+        if ids.dtype not in INDEX_DTYPES:  # exact int64 for the other integer dtypes
+            ids = as_index_tensor(ids, what, self._vocabulary())
+        compiling = torch.compiler.is_compiling()
+        if compiling or not (ids.is_cpu or ids.is_meta):
+            check_range(ids, self.vocab_size, what, self._vocabulary())
         wte = self.wte
         try:
             if _is_stock_embedding(wte):
-                return torch.embedding(
-                    wte.weight,
-                    input_ids,
-                    -1 if wte.padding_idx is None else wte.padding_idx,
-                    wte.scale_grad_by_freq,
-                    wte.sparse,
-                )
-            return wte(input_ids)
+                padding_idx = -1 if wte.padding_idx is None else wte.padding_idx
+                rows = torch.embedding(wte.weight, ids, padding_idx, wte.scale_grad_by_freq, wte.sparse)
+                return rows, not compiling
+            return wte(ids), False
         except IndexError:
-            if input_ids.is_cpu:  # name the first bad id; any other IndexError propagates
-                self._check_token_ids(input_ids, what)
+            if ids.is_cpu:  # name the first bad id; any other IndexError propagates
+                check_range(ids, self.vocab_size, what, self._vocabulary())
             raise
 
-    def _check_token_ids(self, input_ids: torch.Tensor, what: str = "token id") -> None:
-        check_range(input_ids, self.vocab_size, what, f"the vocabulary (size {self.vocab_size})")
+    def _vocabulary(self) -> str:
+        return f"the vocabulary (size {self.vocab_size})"
+
+    def position_information(
+        self, hidden_states: torch.Tensor, positions: Positions, *, owned: bool = False
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | torch.Tensor | None]:
+        """The scheme's step, through `wpe`'s module call: (B, T, D) -> ((B, T, D), position embeddings or None).
+
+        Absolute and sinusoidal rows are added to `hidden_states` (in place when `owned`: a fresh tensor of ours);
+        rotary `(cos, sin)` and relative distance embeddings are returned for attention; "none" adds nothing.
+        """
+        kind = self.position_embedding_type
+        if kind in ADDED_SCHEMES:
+            return self._add_position_rows(hidden_states, positions, owned), None
+        if kind == "rotary":
+            return hidden_states, self.wpe(positions.query(), hidden_states.dtype)  # (cos, sin)
+        if kind == "relative":
+            return hidden_states, self.wpe(self._relative_distance_ids(positions))  # (B or 1, T, P + T, d)
+        return hidden_states, self.wpe(positions.query())  # "none": None
+
+    def _add_position_rows(self, hidden_states: torch.Tensor, positions: Positions, owned: bool) -> torch.Tensor:
+        """hidden (B, T, D) + wpe(positions) (B or 1, T, D).
+
+        Fast path, for a stock table: contiguous positions are a (T, D) slice of it (no index tensor, no gather),
+        and into a fresh gather of ours the rows are added in place. Together that is one (B, T, D) allocation and
+        two passes over it, where GPT-2's `wte(ids) + wpe(pos)` makes three tensors; the numbers are the same.
+        """
+        table = _stock_position_table(self.wpe) if positions.ids is None else None
+        if table is not None:
+            rows = table[positions.past_length : positions.past_length + positions.length]  # (T, D) view
+        else:
+            rows = self.wpe(positions.query())  # (B or 1, T, D)
+        if rows.dtype != hidden_states.dtype:
+            rows = rows.to(hidden_states.dtype)
+        # Measured (scripts/bench_embed.py, torch 2.13): on CPU, bf16 `add_` is ~20% slower than `+`, unlike fp32/fp16.
+        if owned and not (hidden_states.dtype == torch.bfloat16 and hidden_states.device.type == "cpu"):
+            return hidden_states.add_(rows)
+        return hidden_states + rows
+
+    def _relative_distance_ids(self, positions: Positions) -> torch.Tensor:
+        """(B or 1, T, P + T) ids of the clipped distances from each new token to every token it attends to."""
+        query, keys = positions.query(), positions.keys()  # (B or 1, T), (B or 1, P + T)
+        size = max(query.shape[0], keys.shape[0]) * query.shape[-1] * keys.shape[-1] * self.position_dim
+        if size > MAX_RELATIVE_ELEMENTS:
+            raise ValueError(
+                f"the relative position embeddings for {query.shape[-1]} queries x {keys.shape[-1]} keys x "
+                f"{self.position_dim} dims would hold {size} values (limit {MAX_RELATIVE_ELEMENTS}); call "
+                "`wpe.relative_embeddings(query_positions, key_positions)` per block, or use a smaller `head_dim`"
+            )
+        return relative_distance_ids(query, keys, self.max_relative_distance)
 
     def _token_type_embeddings(self, token_type_ids: torch.Tensor, batch: int, seq_len: int) -> torch.Tensor:
         """`wte(token_type_ids)`: GPT-2 embeds token types with the token table. (B or 1, T) -> (B or 1, T, D)."""
         token_type_ids = _per_token_ids("token_type_ids", token_type_ids, batch, seq_len)
-        return self.token_embeddings(token_type_ids, what="token type id")
+        return self._token_rows(token_type_ids, "token type id")[0]
 
     def _check_inputs(self, input_ids, inputs_embeds) -> tuple[int, int]:
         if input_ids is not None and inputs_embeds is not None:
@@ -257,10 +360,13 @@ class HfEmbeddings(nn.Module):
         """Resolve where the new tokens sit, checked against `max_position_embeddings`."""
         if isinstance(past_length, bool) or not isinstance(past_length, int) or past_length < 0:
             raise ValueError(f"`past_key_values_length` must be a non-negative int, got {past_length!r}")
+        if attention_mask is not None:
+            self._check_attention_mask(attention_mask, batch, seq_len, past_length)
         positions = Positions(past_length, seq_len, device)
         if position_ids is not None:
             position_ids = _per_token_ids("position_ids", position_ids, batch, seq_len)
             limit = f"max_position_embeddings ({self.max_positions})"
+            position_ids = as_index_tensor(position_ids, "position id", limit)
             check_range(position_ids, self.max_positions, "position id", limit)
             positions.ids = position_ids.long()
             return positions
@@ -271,20 +377,66 @@ class HfEmbeddings(nn.Module):
                 f"max_position_embeddings ({self.max_positions})"
             )
         if attention_mask is not None:
-            if not isinstance(attention_mask, torch.Tensor):
-                raise TypeError(f"`attention_mask` must be a torch.Tensor, got {type(attention_mask).__name__}")
-            lengths = (seq_len, past_length + seq_len)
-            if attention_mask.dim() != 2 or attention_mask.shape[0] != batch or attention_mask.shape[1] not in lengths:
-                raise ValueError(
-                    f"`attention_mask` must have shape ({batch}, {seq_len}) or ({batch}, {past_length + seq_len}), "
-                    f"got {tuple(attention_mask.shape)}"
-                )
             all_ids = position_ids_from_attention_mask(attention_mask)  # (B, T) or (B, P + T)
             if attention_mask.shape[1] == seq_len:
                 positions.ids = all_ids + past_length
             else:
                 positions.past_ids, positions.ids = all_ids[:, :past_length], all_ids[:, past_length:]
         return positions
+
+    @staticmethod
+    def _check_attention_mask(attention_mask, batch: int, seq_len: int, past_length: int) -> None:
+        """(B, T) or (B, P + T), holding only 0 (padding) and 1 (token), whether or not positions come from it."""
+        if not isinstance(attention_mask, torch.Tensor):
+            raise TypeError(f"`attention_mask` must be a torch.Tensor, got {type(attention_mask).__name__}")
+        lengths = (seq_len, past_length + seq_len)
+        if attention_mask.dim() != 2 or attention_mask.shape[0] != batch or attention_mask.shape[1] not in lengths:
+            raise ValueError(
+                f"`attention_mask` must have shape ({batch}, {seq_len}) or ({batch}, {past_length + seq_len}), "
+                f"got {tuple(attention_mask.shape)}"
+            )
+        check_mask("attention_mask", attention_mask)
+
+    @torch.no_grad()
+    def resize_position_embeddings(self, new_num_position_embeddings: int, *, method: str = "keep") -> None:
+        """Change how many positions the layer takes (see `HfEmbedModel.resize_position_embeddings`)."""
+        n = check_positive_int("new_num_position_embeddings", new_num_position_embeddings)
+        method = RESIZE_METHOD_ALIASES.get(method, method)
+        if method not in RESIZE_METHODS:
+            raise ValueError(f"`method` must be one of {RESIZE_METHODS}, got {method!r}")
+        kind, wpe = self.position_embedding_type, self.wpe
+        expected = {"absolute": LearnedPositionEmbedding, "sinusoidal": SinusoidalPositionEmbedding}.get(kind)
+        if expected is not None and type(wpe) is not expected:
+            raise TypeError(
+                f"cannot resize `wpe` of type {type(wpe).__name__} (expected {expected.__name__}); merge or remove "
+                "adapters and wrappers first"
+            )
+        if kind == "absolute":
+            table = wpe.weight  # (old, D)
+            wpe.weight = nn.Parameter(self._resized_table(table, n, method), requires_grad=table.requires_grad)
+            wpe.num_embeddings = n
+        elif kind == "sinusoidal":  # fixed: recomputed at the new length
+            wpe.num_positions = n
+            wpe.table = torch.empty(n, wpe.dim, dtype=wpe.table.dtype, device=wpe.table.device)
+            wpe.reset_table()
+        self.max_positions = n  # rotary, relative and none compute from positions: only the limit changes
+
+    def _resized_table(self, table: torch.Tensor, n: int, method: str) -> torch.Tensor:
+        """(old, D) -> (n, D) by `method` ("keep" or "interpolate")."""
+        old, dim = table.shape
+        if method == "interpolate":
+            # (1, D, old) -> (1, D, n): linear in the position index, first and last rows kept; in float32
+            stretched = F.interpolate(table.T.float()[None], size=n, mode="linear", align_corners=True)[0].T
+            return stretched.to(table.dtype).contiguous()
+        if n <= old:
+            return table[:n].clone()
+        new_rows = torch.empty(n - old, dim, dtype=table.dtype, device=table.device)
+        init_table(new_rows, self.initializer_range)  # as at construction
+        return torch.cat((table, new_rows))
+
+
+RESIZE_METHODS = ("keep", "interpolate")
+RESIZE_METHOD_ALIASES = {"extend": "keep"}  # the name before "keep" also crops
 
 
 def _per_token_ids(name: str, ids, batch: int, seq_len: int) -> torch.Tensor:
@@ -439,13 +591,9 @@ class HfEmbedPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        # GPT-2: normal(0, initializer_range) for both tables. `None`: torch's own
-        # nn.Embedding init, normal(0, 1). `init.*` skips tensors that were loaded.
-        if isinstance(module, nn.Embedding):
-            std = self.config.initializer_range
-            init.normal_(module.weight, mean=0.0, std=1.0 if std is None else std)
-        elif isinstance(module, SinusoidalPositionEmbedding):
-            module.reset_table()  # a non-persistent buffer: never loaded, so always refilled
+        # GPT-2's normal(0, initializer_range) for every table (`None`: torch's nn.Embedding default), the fixed
+        # sinusoid recomputed: the initializer `HfEmbeddings` uses alone, which skips tensors that were loaded.
+        init_embedding_module(module, self.config.initializer_range)
 
 
 class HfEmbedModel(HfEmbedPreTrainedModel):
@@ -453,7 +601,9 @@ class HfEmbedModel(HfEmbedPreTrainedModel):
 
     def __init__(self, config: HfEmbedConfig):
         super().__init__(config)
-        self.embeddings = HfEmbeddings(config)
+        # `post_init` fills the tables (`_init_weights`, wte then wpe: the numbers `HfEmbeddings(config)` draws),
+        # and `from_pretrained` fills only those it did not load.
+        self.embeddings = HfEmbeddings(config, initialize=False)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -490,7 +640,8 @@ class HfEmbedModel(HfEmbedPreTrainedModel):
             kwargs: only what transformers' machinery passes (`check_forward_keywords`); anything else is a
                 `TypeError` naming it.
         """
-        check_forward_keywords(self.forward, kwargs)
+        if kwargs:
+            check_forward_keywords(self.forward, kwargs)
         hidden_states, position_embeddings = self.embeddings(
             input_ids=input_ids,
             position_ids=position_ids,
@@ -512,42 +663,25 @@ class HfEmbedModel(HfEmbedPreTrainedModel):
     def get_position_embeddings(self) -> nn.Module:
         return self.embeddings.wpe
 
-    @torch.no_grad()
-    def resize_position_embeddings(self, new_num_position_embeddings: int, method: str = "interpolate") -> None:
-        """Change `max_position_embeddings` (the config follows) for longer (or shorter) contexts.
+    def resize_position_embeddings(self, new_num_position_embeddings: int, method: str = "keep") -> None:
+        """Change `max_position_embeddings` (the config follows) for longer or shorter contexts.
 
-        The learned table is resized by `method`: `"interpolate"` stretches the learned vectors linearly
-        over the new length (first and last rows kept); `"extend"` keeps every old row and initializes the
-        new ones as at construction. The fixed schemes are recomputed; rotary, relative and none only take
-        the new limit.
+        Args:
+            new_num_position_embeddings: the new number of positions.
+            method: how the learned (absolute) table changes:
+                `"keep"` (default; `"extend"` is accepted for it): the first `min(old, new)` rows are kept bit for
+                bit, so shrinking keeps the first rows (as transformers' models and nanoGPT's `crop_block_size`
+                do), and growing appends rows initialized as at construction;
+                `"interpolate"`: the table is resampled linearly over the new length (first and last rows kept:
+                `torch.nn.functional.interpolate(mode="linear", align_corners=True)` along positions, in float32).
+                The sinusoidal table is recomputed at the new length; rotary, relative and none take the new limit.
+
+        Raises:
+            ValueError: for a length that is not a positive integer, or an unknown `method`.
+            TypeError: when the learned or sinusoidal `wpe` is wrapped (a PEFT adapter): merge or remove it first.
         """
-        n = new_num_position_embeddings
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"`new_num_position_embeddings` must be a positive integer, got {n!r}")
-        if method not in ("interpolate", "extend"):
-            raise ValueError(f"`method` must be 'interpolate' or 'extend', got {method!r}")
-        embeddings, old = self.embeddings, self.config.max_position_embeddings
-        if isinstance(embeddings.wpe, LearnedPositionEmbedding):
-            table = embeddings.wpe.weight  # (old, D)
-            if method == "extend":
-                if n < old:
-                    raise ValueError(f"method='extend' cannot shrink the table from {old} to {n} positions")
-                new_rows = torch.empty(n - old, table.shape[1], dtype=table.dtype, device=table.device)
-                std = self.config.initializer_range
-                new_rows.normal_(0.0, 1.0 if std is None else std)
-                resized = torch.cat((table, new_rows))
-            else:
-                # (1, D, old) -> (1, D, n): linear in the position index, computed in float32
-                resized = F.interpolate(table.T.float()[None], size=n, mode="linear", align_corners=True)[0].T
-            wpe = LearnedPositionEmbedding(n, table.shape[1], _weight=resized.to(table.dtype).contiguous())
-            wpe.weight.requires_grad_(table.requires_grad)
-            embeddings.wpe = wpe
-        elif isinstance(embeddings.wpe, SinusoidalPositionEmbedding):
-            embeddings.wpe = SinusoidalPositionEmbedding(n, embeddings.hidden_size).to(
-                device=embeddings.wpe.table.device, dtype=embeddings.wpe.table.dtype
-            )
-        embeddings.max_positions = n
-        self.config.max_position_embeddings = n
+        self.embeddings.resize_position_embeddings(new_num_position_embeddings, method=method)
+        self.config.max_position_embeddings = new_num_position_embeddings
 
     # ----------------------------------------------------------------------- GPT-2 weights
 

@@ -47,30 +47,49 @@ class Positions:
         return torch.cat((past.expand(batch, -1), query.expand(batch, -1)), dim=-1)
 
 
-def _add_rows(table: torch.Tensor, hidden_states: torch.Tensor, positions: Positions, inplace: bool) -> torch.Tensor:
-    """hidden (B, T, D) + table[positions]: the fast path of the additive schemes.
+def init_table(weight: torch.Tensor, std: float | None) -> None:
+    """Fill a table with GPT-2's normal(0, `std`) in place; `std=None` is torch's `nn.Embedding` default, normal(0, 1).
 
-    Contiguous positions are a slice of the table (no gather, no index tensor), and when the caller
-    owns `hidden_states` (fresh from the token gather) the rows are added in place. Together that is one
-    (B, T, D) allocation and two passes over it, where GPT-2's `wte(ids) + wpe(pos)` makes three tensors.
+    The one initializer of every table here, so a module built alone and the same module built inside
+    `HfEmbedModel` draw the same numbers. It calls `torch.nn.init.normal_` when it runs (transformers'
+    `no_init_weights()` turns that off), skips a meta tensor (nothing to fill, nothing drawn), and skips a tensor
+    that `from_pretrained` loaded (flagged `_is_hf_initialized`, as `transformers.initialization` does).
     """
-    if positions.ids is None:
-        rows = table[positions.past_length : positions.past_length + positions.length]  # (T, D) view
-    else:
-        rows = F.embedding(positions.ids, table)  # (B or 1, T, D)
-    if rows.dtype != hidden_states.dtype:
-        rows = rows.to(hidden_states.dtype)
-    # Measured (scripts/bench_embed.py, torch 2.13): on CPU, bf16 `add_` is ~20% slower than `+`, unlike fp32/fp16.
-    if inplace and not (hidden_states.dtype == torch.bfloat16 and hidden_states.device.type == "cpu"):
-        return hidden_states.add_(rows)
-    return hidden_states + rows
+    if weight.is_meta or getattr(weight, "_is_hf_initialized", False):
+        return
+    with torch.no_grad():
+        nn.init.normal_(weight, mean=0.0, std=1.0 if std is None else std)
 
 
-class LearnedPositionEmbedding(nn.Embedding):
-    """GPT-2's absolute positions: one learned vector per position, added to the token embeddings."""
+class PositionEmbedding(nn.Module):
+    """The interface of a position scheme: the module `HfEmbeddings.wpe`, which does all of its work in `forward`.
 
-    def add_to(self, hidden_states, positions: Positions, inplace: bool):
-        return _add_rows(self.weight, hidden_states, positions, inplace), None
+    Everything a scheme computes from its weights and buffers happens in `forward`, so it runs through
+    `nn.Module.__call__`: forward and pre-forward hooks fire, accelerate's offloading brings the weights in, and
+    wrappers (PEFT's LoRA for embeddings) see it. `HfEmbeddings` calls `wpe(ids)` once per forward:
+
+    | scheme (`position_embedding_type`)  | `ids`                   | `forward` returns              | then       |
+    | ----------------------------------- | ----------------------- | ------------------------------ | ---------- |
+    | `LearnedPositionEmbedding` absolute | positions (B or 1, T)   | rows (B or 1, T, D), as GPT-2  | added      |
+    | `SinusoidalPositionEmbedding`       | positions (B or 1, T)   | rows of the fixed table        | added      |
+    | `RotaryPositionEmbedding`           | positions (B or 1, T)   | `(cos, sin)`, (B or 1, T, d)   | returned   |
+    | `RelativePositionEmbedding`         | distances (B or 1, T, K)| (B or 1, T, K, d), K = P + T   | returned   |
+    | `NoPositionEmbedding`               | positions (B or 1, T)   | None                           | nothing    |
+
+    "Added" rows go into the token rows; "returned" ones are the output's `position_embeddings`, for attention
+    layers (d is `head_dim`). The distance ids are `relative_distance_ids(query_positions, key_positions, k)`.
+
+    The learned and relative schemes are `nn.Embedding`s (their `forward` is `nn.Embedding`'s), so anything made
+    for embedding tables applies to them. Built alone, each scheme initializes itself; `position_module` builds
+    the one a config names, with its tables left for `HfEmbeddings` to fill (`init_embedding_module`).
+    """
+
+
+class LearnedPositionEmbedding(nn.Embedding, PositionEmbedding):
+    """GPT-2's absolute positions: one learned vector per position, added to the token embeddings.
+
+    An `nn.Embedding` of `num_positions` rows: `forward(position_ids)` returns rows exactly as GPT-2's `wpe`.
+    """
 
 
 def sinusoid_table(num_positions: int, dim: int) -> torch.Tensor:
@@ -88,7 +107,7 @@ def sinusoid_table(num_positions: int, dim: int) -> torch.Tensor:
     return table
 
 
-class SinusoidalPositionEmbedding(nn.Module):
+class SinusoidalPositionEmbedding(PositionEmbedding):
     """The fixed sin/cos table of Vaswani et al. (2017), added like the learned one; never saved."""
 
     def __init__(self, num_positions: int, dim: int):
@@ -101,18 +120,20 @@ class SinusoidalPositionEmbedding(nn.Module):
 
     @torch.no_grad()
     def reset_table(self) -> None:
+        """Recompute the table (in the buffer's dtype and device); a meta buffer is left as it is."""
         if self.table.device.type != "meta":
             self.table.copy_(sinusoid_table(self.num_positions, self.dim))
 
-    def add_to(self, hidden_states, positions: Positions, inplace: bool):
-        return _add_rows(self.table, hidden_states, positions, inplace), None
+    def forward(self, position_ids: torch.Tensor) -> torch.Tensor:
+        """(B or 1, T) positions -> (B or 1, T, D) rows of the table."""
+        return F.embedding(position_ids, self.table)
 
 
-class RotaryPositionEmbedding(nn.Module):
+class RotaryPositionEmbedding(PositionEmbedding):
     """Rotary position embedding (RoPE, Su et al. 2021) as in transformers' `LlamaRotaryEmbedding`.
 
-    Tokens pass unchanged; `add_to` returns `(cos, sin)`, each (B or 1, T, dim), for attention layers to
-    apply to queries and keys with `apply_rotary_pos_emb`. Computed from positions, so any length works.
+    Tokens pass unchanged; `forward` returns `(cos, sin)`, each (B or 1, T, dim), for attention layers to apply
+    to queries and keys with `apply_rotary_pos_emb`. Computed from positions, so any length works.
     """
 
     def __init__(self, dim: int, theta: float):
@@ -123,14 +144,13 @@ class RotaryPositionEmbedding(nn.Module):
         # Recomputed (dim / 2 values) rather than kept as a buffer that `.to(bfloat16)` would round.
         return 1.0 / (self.theta ** (torch.arange(0, self.dim, 2, dtype=torch.int64, device=device).float() / self.dim))
 
-    def cos_sin(self, position_ids: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """(cos, sin) for (B, T) positions, each (B, T, dim), computed in float32 and cast to `dtype`."""
+    def forward(
+        self, position_ids: torch.Tensor, dtype: torch.dtype = torch.float32
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B or 1, T) positions -> (cos, sin), each (B or 1, T, dim), computed in float32 and cast to `dtype`."""
         freqs = position_ids[..., None].float() * self.inv_freq(position_ids.device)  # (B, T, dim / 2)
         angles = torch.cat((freqs, freqs), dim=-1)  # (B, T, dim)
         return angles.cos().to(dtype), angles.sin().to(dtype)
-
-    def add_to(self, hidden_states, positions: Positions, inplace: bool):
-        return hidden_states, self.cos_sin(positions.query(), hidden_states.dtype)
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -152,44 +172,46 @@ def apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim: int = 1):
 MAX_RELATIVE_ELEMENTS = 2**28  # 1 GiB of float32: the most the relative scheme materializes in one output
 
 
-class RelativePositionEmbedding(nn.Embedding):
+def relative_distance_ids(
+    query_positions: torch.Tensor, key_positions: torch.Tensor, max_distance: int
+) -> torch.Tensor:
+    """Row ids of the relative table: `clip(key - query, -k, k) + k`, in [0, 2k].
+
+    (..., Tq) and (..., Tk) positions -> (..., Tq, Tk) int64 ids (leading dimensions broadcast).
+    """
+    distance = key_positions.unsqueeze(-2) - query_positions.unsqueeze(-1)  # (..., Tq, Tk)
+    return distance.clamp(-max_distance, max_distance) + max_distance
+
+
+class RelativePositionEmbedding(nn.Embedding, PositionEmbedding):
     """Learned embeddings of clipped relative distances (Shaw et al. 2018; BERT's `relative_key`).
 
-    Row `clip(key_pos - query_pos, -k, k) + k` of a (2k + 1, dim) table. Tokens pass unchanged; `add_to`
-    returns the (B or 1, T, P + T, dim) embeddings between the new tokens and every token they attend to.
+    An `nn.Embedding` of (2k + 1, dim): row `clip(key_pos - query_pos, -k, k) + k` (`relative_distance_ids`) is the
+    embedding of that distance. Tokens pass unchanged; `HfEmbeddings` returns the (B or 1, T, P + T, dim)
+    embeddings between the new tokens and every token they attend to.
     """
 
-    def __init__(self, max_distance: int, dim: int):
-        super().__init__(2 * max_distance + 1, dim, _weight=torch.empty(2 * max_distance + 1, dim))
+    def __init__(self, max_distance: int, dim: int, *, _weight: torch.Tensor | None = None):
+        super().__init__(2 * max_distance + 1, dim, _weight=_weight)
         self.max_distance = max_distance
 
     def relative_embeddings(self, query_positions: torch.Tensor, key_positions: torch.Tensor) -> torch.Tensor:
         """(..., Tq) and (..., Tk) positions -> (..., Tq, Tk, dim) embeddings of their clipped distances."""
-        distance = key_positions.unsqueeze(-2) - query_positions.unsqueeze(-1)  # (..., Tq, Tk)
-        k = self.max_distance
-        return self(distance.clamp(-k, k) + k)
-
-    def add_to(self, hidden_states, positions: Positions, inplace: bool):
-        query, keys = positions.query(), positions.keys()
-        size = max(query.shape[0], keys.shape[0]) * query.shape[-1] * keys.shape[-1] * self.embedding_dim
-        if size > MAX_RELATIVE_ELEMENTS:
-            raise ValueError(
-                f"the relative position embeddings for {query.shape[-1]} queries x {keys.shape[-1]} keys x "
-                f"{self.embedding_dim} dims would hold {size} values (limit {MAX_RELATIVE_ELEMENTS}); call "
-                "`wpe.relative_embeddings(query_positions, key_positions)` per block, or use a smaller `head_dim`"
-            )
-        return hidden_states, self.relative_embeddings(query, keys)
+        return self(relative_distance_ids(query_positions, key_positions, self.max_distance))
 
 
-class NoPositionEmbedding(nn.Module):
+class NoPositionEmbedding(PositionEmbedding):
     """No position information: the token embeddings pass through unchanged."""
 
-    def add_to(self, hidden_states, positions: Positions, inplace: bool):
-        return hidden_states, None
+    def forward(self, position_ids: torch.Tensor) -> None:
+        return None
 
 
-def position_module(config: HfEmbedConfig) -> nn.Module:
-    """The one module for `config.position_embedding_type`, chosen once."""
+def position_module(config: HfEmbedConfig) -> PositionEmbedding:
+    """The one scheme for `config.position_embedding_type`, chosen once; its tables are left empty.
+
+    `HfEmbeddings` fills them (`init_embedding_module`), so that each table is drawn once, in a fixed order.
+    """
     kind = config.position_embedding_type
     if kind == "absolute":
         n, d = config.max_position_embeddings, config.hidden_size
@@ -199,8 +221,20 @@ def position_module(config: HfEmbedConfig) -> nn.Module:
     if kind == "rotary":
         return RotaryPositionEmbedding(config.position_dim, config.rope_theta)
     if kind == "relative":
-        return RelativePositionEmbedding(config.max_relative_distance, config.position_dim)
+        k, d = config.max_relative_distance, config.position_dim
+        return RelativePositionEmbedding(k, d, _weight=torch.empty(2 * k + 1, d))
     return NoPositionEmbedding()
+
+
+def init_embedding_module(module: nn.Module, std: float | None) -> None:
+    """Initialize a module of the embedding stage as at construction: tables normal(0, `std`), sinusoid recomputed.
+
+    Anything else (rotary, none, dropout) has nothing to initialize.
+    """
+    if isinstance(module, nn.Embedding):  # the token table, the learned and relative tables
+        init_table(module.weight, std)
+    elif isinstance(module, SinusoidalPositionEmbedding):
+        module.reset_table()  # a non-persistent buffer: never loaded, so always refilled
 
 
 def position_ids_from_attention_mask(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -215,13 +249,17 @@ __all__ = [
     "MAX_RELATIVE_ELEMENTS",
     "LearnedPositionEmbedding",
     "NoPositionEmbedding",
+    "PositionEmbedding",
     "Positions",
     "RelativePositionEmbedding",
     "RotaryPositionEmbedding",
     "SinusoidalPositionEmbedding",
     "apply_rotary_pos_emb",
+    "init_embedding_module",
+    "init_table",
     "position_ids_from_attention_mask",
     "position_module",
+    "relative_distance_ids",
     "rotate_half",
     "sinusoid_table",
 ]

@@ -1,4 +1,4 @@
-"""The checks every entry point shares: integer arguments, integer tensors, ids inside a range.
+"""The checks every entry point shares: integer arguments, integer tensors, ids inside a range, 0/1 masks.
 
 Each names the bad value and the limit. On CUDA, and on any device under `torch.compile`, the range
 check is an asynchronous device assert: validating never adds a host sync or a graph break.
@@ -11,6 +11,9 @@ from __future__ import annotations
 import torch
 
 INDEX_DTYPES = (torch.int64, torch.int32)  # what the gather kernels take as they are
+# Every integer dtype is taken, converted exactly to int64 (`as_index_tensor`); bool, floating, complex, quantized
+# and sub-byte dtypes are refused by name.
+INTEGER_DTYPES = (*INDEX_DTYPES, torch.int16, torch.int8, torch.uint8, torch.uint16, torch.uint32, torch.uint64)
 
 
 def check_positive_int(name: str, value: object) -> int:
@@ -21,13 +24,56 @@ def check_positive_int(name: str, value: object) -> int:
 
 
 def check_integer_tensor(name: str, value: object) -> None:
-    """A `TypeError` unless `value` is a tensor of integers (not bool, float or complex)."""
+    """A `TypeError` unless `value` is a tensor of an integer dtype (`INTEGER_DTYPES`), naming the dtype."""
     if isinstance(value, torch.Tensor) and value.dtype in INDEX_DTYPES:  # the common case, first
         return
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"`{name}` must be a torch.Tensor, got {type(value).__name__}")
-    if value.dtype == torch.bool or value.is_floating_point() or value.is_complex():
-        raise TypeError(f"`{name}` must hold integers (torch.int64 or torch.int32), got {value.dtype}")
+    if value.dtype not in INTEGER_DTYPES:
+        raise TypeError(
+            f"`{name}` must hold integers (torch.int64 or torch.int32; int8/16 and uint8/16/32/64 are converted), "
+            f"got {value.dtype}"
+        )
+
+
+def as_index_tensor(values: torch.Tensor, what: str, limit: str) -> torch.Tensor:
+    """`values` (integers) in a dtype the gather kernels take: int64/int32 as they are, the rest exactly as int64.
+
+    A uint64 value of 2**63 or more has no int64 equal (it would read as negative), and is outside every limit:
+    on CPU a `ValueError` quotes its real value, `"{what} 9223372036854775813 at [0, 1] is outside {limit}"`; on
+    other devices it becomes negative and the range check that follows refuses it.
+    """
+    if values.dtype in INDEX_DTYPES:
+        return values
+    if values.dtype != torch.uint64:
+        return values.long()  # int8/16, uint8/16/32: every value fits
+    signed = values.view(torch.int64)  # the same bits; values >= 2**63 read as negative
+    if values.device.type == "cpu" and not torch.compiler.is_compiling():
+        huge = signed < 0
+        if huge.any():
+            index = huge.nonzero()[0].tolist()
+            raise ValueError(f"{what} {values[tuple(index)].item()} at {_where(index)} is outside {limit}")
+    return signed
+
+
+def check_mask(name: str, mask: torch.Tensor) -> None:
+    """A `ValueError` naming the first element of `mask` that is not 0 or 1 (bool; integers; floating 0.0 and 1.0).
+
+    On CUDA, and under `torch.compile`, an asynchronous device assert instead (no host sync, no graph break).
+    """
+    if mask.dtype == torch.bool:
+        return
+    if not (mask.dtype in INTEGER_DTYPES or mask.is_floating_point()):
+        raise TypeError(f"`{name}` must hold 0 and 1 (bool, integer or floating), got {mask.dtype}")
+    if mask.device.type in ("cpu", "meta") and not torch.compiler.is_compiling():
+        if mask.device.type == "cpu" and mask.numel():
+            other = (mask != 0) & (mask != 1)  # NaN included
+            if other.any():
+                index = other.nonzero()[0].tolist()
+                value = mask[tuple(index)].item()
+                raise ValueError(f"`{name}` must hold 0 (padding) or 1 (token), got {value} at {_where(index)}")
+    else:
+        torch._assert_async(((mask == 0) | (mask == 1)).all(), f"`{name}` holds a value other than 0 and 1")
 
 
 def first_out_of_range(values: torch.Tensor, low: int, high: int) -> tuple[int, list[int]] | None:
@@ -49,10 +95,23 @@ def check_range(values: torch.Tensor, high: int, what: str, limit: str) -> None:
     if values.device.type in ("cpu", "meta") and not torch.compiler.is_compiling():
         if values.device.type == "cpu" and (bad := first_out_of_range(values, 0, high)) is not None:
             value, index = bad
-            where = f"position {index[0]}" if len(index) == 1 else str(index)
-            raise ValueError(f"{what} {value} at {where} is outside {limit}")
+            raise ValueError(f"{what} {value} at {_where(index)} is outside {limit}")
     else:
         torch._assert_async(((values >= 0) & (values < high)).all(), f"a {what} is outside {limit}")
 
 
-__all__ = ["INDEX_DTYPES", "check_integer_tensor", "check_positive_int", "check_range", "first_out_of_range"]
+def _where(index: list[int]) -> str:
+    """`[0, 3]` for an element of a 2-D tensor; `position 3` in a 1-D one."""
+    return f"position {index[0]}" if len(index) == 1 else str(index)
+
+
+__all__ = [
+    "INDEX_DTYPES",
+    "INTEGER_DTYPES",
+    "as_index_tensor",
+    "check_integer_tensor",
+    "check_mask",
+    "check_positive_int",
+    "check_range",
+    "first_out_of_range",
+]

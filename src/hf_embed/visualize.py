@@ -38,7 +38,7 @@ def position_vectors(model: HfEmbedModel, num_positions: int | None = None) -> t
     if isinstance(wpe, SinusoidalPositionEmbedding):
         return wpe.table[:n].float()
     if isinstance(wpe, RotaryPositionEmbedding):
-        cos, sin = wpe.cos_sin(torch.arange(n).unsqueeze(0), torch.float32)  # (1, N, d) each
+        cos, sin = wpe(torch.arange(n).unsqueeze(0))  # (1, N, d) each, float32
         return torch.cat((cos[0], sin[0]), dim=-1)
     if isinstance(wpe, RelativePositionEmbedding):
         return wpe.weight.float()
