@@ -45,10 +45,11 @@ def run_method(method: str, files: list[Path], out: Path) -> dict:
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # imports and tokenizer: not the method's
     start = time.perf_counter()
     if method == "hf-embed":
-        from hf_embed.data import tokenize_files
+        from hf_embed.token_files import IDS_OFFSET, TokenFile, tokenize_files
 
-        header = tokenize_files(files, out.with_suffix(".bin"), tokenizer)
-        ids = np.fromfile(out.with_suffix(".bin"), dtype=header["dtype"])
+        tokenize_files(files, out.with_suffix(".bin"), tokenizer)
+        count = TokenFile(out.with_suffix(".bin")).count
+        ids = np.memmap(out.with_suffix(".bin"), np.uint16, mode="r", offset=IDS_OFFSET, shape=(count,))
     elif method == "tiktoken":
         encoding = tiktoken_encoding(tokenizer)
         ids = np.array([i for text in read_texts_exact(files) for i in encoding.encode_ordinary(text)], np.uint16)

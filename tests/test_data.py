@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from helpers import make_text
 from hf_embed import SlidingWindowDataset, create_dataloader
 from hf_embed.data import ShardSampler, num_windows
 
@@ -113,8 +114,29 @@ def test_bad_arguments(kwargs, message):
 
 
 def test_text_too_short_for_one_window(gpt2_tok):
-    with pytest.raises(ValueError, match=r"2 tokens are too few for one window of max_length=4"):
+    with pytest.raises(ValueError, match=r"the text 'Hello world' has 2 tokens, too few for one window: a window "):
         create_dataloader("Hello world", tokenizer=gpt2_tok, max_length=4)
+    with pytest.raises(ValueError, match=r"max_length=4 needs max_length \+ 1 = 5 tokens .*smaller max_length"):
+        create_dataloader("Hello world", tokenizer=gpt2_tok, max_length=4)
+
+
+def test_strings_are_texts_and_say_so(gpt2_tok, tmp_path, monkeypatch):
+    """A str is always the text itself: an empty one, or one that names a file, is a message with the fix."""
+    with pytest.raises(ValueError, match=r"the text '' \(empty\) has no tokens: a window of max_length=256 needs"):
+        create_dataloader("", tokenizer=gpt2_tok)
+    with pytest.raises(ValueError, match=r"the id sequence has no tokens: a window of max_length=4 needs"):
+        create_dataloader([], max_length=4)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tokens.bin").write_bytes(b"")
+    for name in ("tokens.bin", str(tmp_path / "tokens.bin")):
+        with pytest.raises(ValueError, match=r"names an existing file, but a str is read as the text itself"):
+            create_dataloader(name, tokenizer=gpt2_tok)
+        with pytest.raises(ValueError, match=r"for a token file pass pathlib\.Path\("):
+            create_dataloader(name, tokenizer=gpt2_tok)
+    with pytest.raises(ValueError, match=r"the text 'missing\.bin' \(a str is read as text, not as a file name; a"):
+        create_dataloader("missing.bin", tokenizer=gpt2_tok)
+    texts = list(create_dataloader(make_text(300), tokenizer=gpt2_tok, max_length=8, stride=8))  # texts still work
+    assert len(texts) > 3
 
 
 def test_too_few_windows_for_a_batch():

@@ -16,7 +16,6 @@ import textwrap
 import threading
 import time
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -432,9 +431,7 @@ def test_tokenizer_and_datasets_are_thread_safe(gpt2_tok, tmp_path):
     path.write_text(" ".join(texts))
     tokenize_files([path], tmp_path / "t.bin", gpt2_tok)
     dataset = TokenFileDataset(tmp_path / "t.bin", 32, 16)
-    reference = SlidingWindowDataset(
-        torch.from_numpy(np.fromfile(tmp_path / "t.bin", np.uint16).astype(np.int64)), 32, 16
-    )
+    reference = SlidingWindowDataset(torch.from_numpy(dataset.file.read(0, dataset.file.count)), 32, 16)
     windows = [None] * len(dataset)
 
     def read(start):

@@ -2,21 +2,42 @@
 
 from __future__ import annotations
 
+import itertools
+import json
+import os
 import pickle
 import random
+import signal
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from tokenizers import normalizers
 from transformers import AutoTokenizer
 
 from helpers import make_text
-from hf_embed import HfEmbedConfig, SlidingWindowDataset, create_dataloader
+from hf_embed import HfEmbedConfig, SlidingWindowDataset, atomic_write, create_dataloader
 from hf_embed.cli import main
 from hf_embed.data import TokenFileDataset
-from hf_embed.token_files import _choose_dtype, iter_text_chunks, read_header, tokenize_dataset, tokenize_files
-from hf_embed.tokenization import check_vocab_compatible, tiktoken_encoding, train_tokenizer, wrap_tokenizer
+from hf_embed.token_files import (
+    TokenFile,
+    _choose_dtype,
+    iter_text_chunks,
+    read_header,
+    tokenize_dataset,
+    tokenize_files,
+)
+from hf_embed.tokenization import (
+    check_vocab_compatible,
+    tiktoken_encoding,
+    tokenizer_sha256,
+    train_tokenizer,
+    wrap_tokenizer,
+)
 
 TRICKY = "a  \n b\r\n\r\nc \t d\n\n\ne  f's 12 34\u3000x\u00a0y é\n中文 \n\n  🤗\n" * 40
 
@@ -31,8 +52,8 @@ def ids_of(tokenizer, text):
 
 
 def read_tokens(path):
-    header = read_header(path)
-    return np.fromfile(path, dtype=header["dtype"]).tolist()
+    file = TokenFile(path)
+    return file.read(0, file.count).tolist()
 
 
 @pytest.mark.parametrize("chunk_chars", [7, 64, 1 << 18])
@@ -88,16 +109,31 @@ def test_bad_corpus_inputs_are_clear_errors(gpt2_tok, tmp_path):
     (tmp_path / "empty.txt").write_bytes(b"")
     (tmp_path / "adir").mkdir()
     out = tmp_path / "out.bin"
-    with pytest.raises(ValueError, match=r"empty\.txt: empty file"):
-        tokenize_files([good, tmp_path / "empty.txt"], out, gpt2_tok)
     with pytest.raises(ValueError, match=r"adir: is a directory"):
         tokenize_files([tmp_path / "adir"], out, gpt2_tok)
     with pytest.raises(FileNotFoundError, match=r"missing\.txt: no such file"):
         tokenize_files([tmp_path / "missing.txt"], out, gpt2_tok)
     with pytest.raises(ValueError, match="the corpus is empty"):
         tokenize_files([], out, gpt2_tok)
+    with pytest.raises(ValueError, match=r"all 1 input files are empty"):
+        tokenize_files([tmp_path / "empty.txt"], out, gpt2_tok)
     with pytest.raises(ValueError, match=r"shard index 3 is outside 0\.\.1"):
         tokenize_files([good], out, gpt2_tok, shard_index=3, num_shards=2)
+    with pytest.raises(ValueError, match=r"the output .*good\.txt is one of the inputs: writing it would destroy"):
+        tokenize_files([good], good, gpt2_tok)
+    assert good.read_text() == "hello"
+
+
+def test_empty_files_are_skipped_with_a_warning(gpt2_tok, tmp_path, caplog):
+    files = [write(tmp_path / "a.txt", "first file"), tmp_path / "empty.txt", write(tmp_path / "c.txt", "third")]
+    files[1].write_bytes(b"")
+    files.append(write(tmp_path / "bom-only.txt", "", bom=True))
+    with caplog.at_level("WARNING", logger="hf_embed"):
+        header = tokenize_files(files, tmp_path / "t.bin", gpt2_tok, eos_between_files=True)
+    assert "empty.txt: empty file, skipped" in caplog.text and "skipped 2 empty files of 4" in caplog.text
+    assert header["skipped_empty_files"] == [str(files[1]), str(files[3])]
+    assert [f["path"] for f in header["files"]] == [str(files[0]), str(files[2])]
+    assert read_tokens(tmp_path / "t.bin") == [*ids_of(gpt2_tok, "first file"), 50256, *ids_of(gpt2_tok, "third")]
 
 
 @pytest.mark.slow
@@ -140,27 +176,225 @@ def test_memory_mapped_windows_equal_in_memory(token_file, max_length, stride):
 
 def test_token_file_loader_with_workers_and_pickle(token_file):
     dataset = TokenFileDataset(token_file, 16, 8)
-    dataset[0]  # opens the map in this process
+    dataset[0]  # opens the file in this process
     clone = pickle.loads(pickle.dumps(dataset))
-    assert clone._tokens is None and torch.equal(clone[3][0], dataset[3][0])
+    assert clone.file._fd is None and torch.equal(clone[3][0], dataset[3][0])
     single = list(create_dataloader(token_file, max_length=16, stride=8, seed=0))
     multi = list(create_dataloader(token_file, max_length=16, stride=8, seed=0, num_workers=2))
     assert len(single) == len(multi) > 0
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(single, multi, strict=True))
 
 
-def test_lying_or_missing_headers(token_file):
-    with token_file.open("ab") as f:
+def test_one_file_with_its_header_inside(gpt2_tok, tmp_path):
+    texts = [make_text(200, seed=s) for s in range(3)]
+    files = [write(tmp_path / f"{i}.txt", t) for i, t in enumerate(texts)]
+    header = tokenize_files(files, tmp_path / "t.bin", gpt2_tok, eos_between_files=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0.txt", "1.txt", "2.txt", "t.bin"]  # no sidecar, no litter
+    assert (tmp_path / "t.bin").read_bytes()[:8] == b"HFEMBTOK"
+    lengths = [len(ids_of(gpt2_tok, t)) + (i < 2) for i, t in enumerate(texts)]  # each eos ends its file's document
+    expected = [*ids_of(gpt2_tok, texts[0]), 50256, *ids_of(gpt2_tok, texts[1]), 50256, *ids_of(gpt2_tok, texts[2])]
+    mapped = np.memmap(tmp_path / "t.bin", "<u2", mode="r", offset=4096, shape=(len(expected),))
+    assert mapped.tolist() == expected  # page-aligned ids: any tool can map them
+    file = TokenFile(tmp_path / "t.bin")
+    assert file.header == header and file.count == len(expected) == header["count"]
+    assert file.document_offsets().tolist() == [0, lengths[0], lengths[0] + lengths[1], sum(lengths)]
+    assert file.num_documents == header["documents"] == 3
+    assert header["version"] == 2 and header["dtype"] == "uint16" and header["engine"] == "tiktoken"
+    assert header["vocab_size"] == 50257 and header["eos_token_id"] == 50256
+    assert header["tokenizer_sha256"] == tokenizer_sha256(gpt2_tok)
+    assert [f["path"] for f in header["files"]] == [str(f) for f in files]
+
+
+def write_version_1(path, ids, dtype="uint16"):
+    """A token file as hf-embed wrote it before the header moved inside: raw ids plus `<file>.json`."""
+    np.asarray(ids, dtype=dtype).tofile(path)
+    header = {"format": "hf-embed-tokens", "version": 1, "dtype": dtype, "count": len(ids), "vocab_size": 50257}
+    Path(f"{path}.json").write_text(json.dumps({**header, "tokenizer_sha256": "ab" * 32, "engine": "tiktoken"}))
+    return path
+
+
+def test_version_1_files_still_open(tmp_path):
+    ids = list(range(1000, 1500))
+    path = write_version_1(tmp_path / "old.bin", ids)
+    dataset = TokenFileDataset(path, 16, 8)
+    reference = SlidingWindowDataset(torch.tensor(ids), 16, 8)
+    assert len(dataset) == len(reference) and dataset.file.num_documents is None
+    assert all(torch.equal(dataset[i][0], reference[i][0]) for i in range(len(dataset)))
+    assert read_header(path)["version"] == 1 and dataset.file.document_offsets() is None
+    with path.open("ab") as f:
         f.write(b"\x00")
-    with pytest.raises(ValueError, match=r"tokens\.bin: \d+ bytes, but its header says \d+ uint16 tokens"):
-        TokenFileDataset(token_file)
-    sidecar = token_file.with_name("tokens.bin.json")
-    sidecar.write_text("{not json")
-    with pytest.raises(ValueError, match=r"tokens\.bin\.json: corrupt token-file header"):
-        TokenFileDataset(token_file)
-    sidecar.unlink()
-    with pytest.raises(FileNotFoundError, match=r"the header of token file .*tokens\.bin is missing"):
-        TokenFileDataset(token_file)
+    with pytest.raises(ValueError, match=r"old\.bin: 1001 bytes, but its header says 500 uint16 tokens"):
+        TokenFileDataset(path)
+    Path(f"{path}.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"old\.bin\.json: corrupt token-file header"):
+        TokenFileDataset(path)
+    Path(f"{path}.json").unlink()
+    with pytest.raises(ValueError, match=r"old\.bin: not a token file \(no hf-embed prefix, and no old\.bin\.json"):
+        TokenFileDataset(path)
+    with pytest.raises(FileNotFoundError, match=r"nothing\.bin: no such token file"):
+        TokenFileDataset(tmp_path / "nothing.bin")
+
+
+def test_writing_over_a_version_1_file_removes_its_sidecar(gpt2_tok, tmp_path):
+    path = write_version_1(tmp_path / "t.bin", [1, 2, 3])
+    tokenize_files([write(tmp_path / "a.txt", "new text here")], path, gpt2_tok)
+    assert not Path(f"{path}.json").exists() and read_tokens(path) == ids_of(gpt2_tok, "new text here")
+
+
+def test_corrupt_files_are_errors_naming_them(token_file):
+    good = token_file.read_bytes()
+    prefix = good[:64]
+    cases = {
+        "short prefix": good[:20],
+        "ids cut": good[: 4096 + 100],
+        "one byte short": good[:-1],
+        "one byte more": good + b"\x00",
+        "header bytes": good[: len(good) - 20] + b"x" * 20,
+        "version": prefix[:8] + (3).to_bytes(8, "little") + good[16:],
+        "ids past the header": prefix[:24] + (10**9).to_bytes(8, "little") + good[32:],
+    }
+    for name, data in cases.items():
+        token_file.write_bytes(data)
+        with pytest.raises(ValueError, match=r"tokens\.bin: (corrupt token file|token-file version 3)"):
+            TokenFile(token_file)
+        assert name
+
+
+@pytest.fixture(scope="module")
+def small_token_file(gpt2_tok, tmp_path_factory) -> tuple[bytes, list[int]]:
+    folder = tmp_path_factory.mktemp("small")
+    tokenize_files([write(folder / "a.txt", make_text(60, seed=1))], folder / "t.bin", gpt2_tok)
+    return (folder / "t.bin").read_bytes(), read_tokens(folder / "t.bin")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(position=st.integers(0, 63), value=st.integers(0, 255), cut=st.integers(0, 200))
+@example(position=16, value=2, cut=0)  # the lowest byte of each field of the prefix, made even
+@example(position=24, value=2, cut=0)
+@example(position=32, value=2, cut=0)
+@example(position=40, value=0, cut=0)  # no documents
+@example(position=48, value=2, cut=0)
+@example(position=56, value=2, cut=0)
+def test_damaged_prefix_or_tail_is_never_read_silently(tmp_path, small_token_file, position, value, cut):
+    """Any byte of the prefix changed, or the file cut short: a ValueError naming it, or the same ids."""
+    good, expected = small_token_file
+    data = bytearray(good)
+    data[position] = value
+    path = tmp_path / "t.bin"
+    path.write_bytes(bytes(data[: len(data) - cut]))
+    try:
+        file = TokenFile(path)
+        ids = file.read(0, file.count).tolist()
+        offsets = file.document_offsets()
+    except ValueError as error:
+        assert "t.bin" in str(error)
+        return
+    assert ids == expected and offsets.tolist() == [0, len(expected)]
+
+
+def test_vocabulary_and_tokenizer_are_checked_against_the_file(token_file, gpt2_tok, tiktoken_gpt2):
+    with pytest.raises(ValueError, match=r"tokens\.bin holds ids of a 50257-id vocabulary, but vocab_size is 99"):
+        create_dataloader(token_file, vocab_size=99)
+    assert len(create_dataloader(token_file, vocab_size=50304)) > 0  # a table padded past the vocabulary is fine
+    other = train_tokenizer([make_text(300, seed=1)], vocab_size=400, min_frequency=1)
+    with pytest.raises(ValueError, match=r"tokens\.bin was written by another tokenizer: the file's has 50257 ids"):
+        create_dataloader(token_file, tokenizer=other)
+    for tokenizer in (gpt2_tok, tiktoken_gpt2):
+        assert len(create_dataloader(token_file, tokenizer=tokenizer)) > 0
+
+
+def test_a_file_changed_under_a_loader_is_an_error_naming_it(token_file, gpt2_tok, tmp_path):
+    dataset = TokenFileDataset(token_file, 16, 8)
+    last = len(dataset) - 1
+    dataset[last]
+    original = token_file.read_bytes()
+    os.truncate(token_file, 5000)  # a memory map would die of SIGBUS reading past the new end
+    with pytest.raises(ValueError, match=r"tokens\.bin: the token file changed since it was opened \(size \d+ -> 5000"):
+        dataset[last]
+    with pytest.raises(ValueError, match=r"tokens\.bin: the token file changed since it was opened \(size"):
+        dataset.file.read(dataset.file.count - 10, dataset.file.count)  # a short read says what changed
+    token_file.write_bytes(original)
+    with pytest.raises(ValueError, match=r"changed since it was opened \(.*modified\)"):
+        dataset[0]  # rewritten in place with the same bytes: still not the file that was opened
+
+    dataset = TokenFileDataset(token_file, 16, 8)
+    time.sleep(0.05)  # file times advance in clock ticks
+    with token_file.open("r+b") as f:
+        f.seek(5000)
+        f.write(b"\xff\xff")
+    with pytest.raises(ValueError, match=r"changed since it was opened \(modified\)"):
+        dataset[0]
+
+    loader = create_dataloader(token_file, max_length=16, stride=8, seed=0, num_workers=1)
+    other = write(tmp_path / "other.txt", make_text(3000, seed=99))
+    tokenize_files([other], tmp_path / "other.bin", gpt2_tok)
+    os.replace(tmp_path / "other.bin", token_file)  # replaced: a worker opening it by name must not read it
+    with pytest.raises(ValueError, match=r"tokens\.bin: the token file changed since it was opened \(replaced"):
+        next(iter(loader))
+    token_file.unlink()
+    with pytest.raises(ValueError, match=r"tokens\.bin: the token file was deleted since it was opened"):
+        dataset[0]
+
+
+def in_child(work) -> int:
+    """Run `work()` in a forked copy of this process (warm: no imports, no tokenizer build); its exit status."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            work()
+        finally:
+            os._exit(1)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+@pytest.mark.slow
+def test_a_killed_writer_leaves_the_old_file_or_the_new_one(gpt2_tok, tmp_path, monkeypatch):
+    """A writer that dies at each step of publishing, or is SIGKILLed at varied instants: the file is always whole.
+
+    After each death the file opens and holds exactly the old ids or the new ones, with their own header and
+    documents; the next writer removes what the dead one left (its temporary and its lock file).
+    """
+    texts = [make_text(60000, seed=i) for i in range(2)]
+    sources = [write(tmp_path / f"{i}.txt", text) for i, text in enumerate(texts)]
+    expected = [ids_of(gpt2_tok, text) for text in texts]
+    output = tmp_path / "out" / "tokens.bin"
+    output.parent.mkdir()
+
+    def whole() -> int:
+        file = TokenFile(output)
+        ids = file.read(0, file.count).tolist()
+        assert ids in expected and file.document_offsets().tolist() == [0, len(ids)]
+        return expected.index(ids)
+
+    steps = []
+    monkeypatch.setattr(atomic_write, "fault_hook", steps.append)
+    tokenize_files([sources[1]], output, gpt2_tok)
+    monkeypatch.setattr(atomic_write, "fault_hook", None)
+    assert steps[-1] == "published" and "renamed" in steps
+    for k, step in enumerate(steps):
+        tokenize_files([sources[0]], output, gpt2_tok)
+        monkeypatch.setattr(atomic_write, "fault_hook", lambda now, k=k: os._exit(17) if now == steps[k] else None)
+        assert in_child(lambda: tokenize_files([sources[1]], output, gpt2_tok)) == 17
+        monkeypatch.setattr(atomic_write, "fault_hook", None)
+        assert whole() == (1 if k >= steps.index("renamed") else 0), f"died at {step!r}"
+
+    rng = random.Random(0)
+    seen = set()
+    for trial in range(12):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                for i in itertools.count(trial):
+                    tokenize_files([sources[i % 2]], output, gpt2_tok, num_threads=2)
+            finally:
+                os._exit(1)
+        time.sleep(rng.uniform(0.0, 2.0))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        seen.add(whole())
+    assert seen == {0, 1}  # kills landed while each version was being written
+    tokenize_files([sources[0]], output, gpt2_tok)  # the next writer removes what the dead ones left
+    assert [p.name for p in output.parent.iterdir()] == ["tokens.bin"]
 
 
 def test_tokenize_dataset(gpt2_tok, tmp_path):
@@ -223,7 +457,7 @@ def test_model_and_tokenizer_vocab_must_agree():
 
 
 @pytest.mark.slow
-def test_cli_tokenize_and_train(tmp_path, capsys):
+def test_cli_tokenize_and_train(tmp_path, capsys, caplog):
     files = [write(tmp_path / f"{i}.txt", make_text(300, seed=i)) for i in range(2)]
     assert main(["train-tokenizer", *map(str, files), "--vocab-size", "400", "--output", str(tmp_path / "tok")]) == 0
     assert "trained a byte-level BPE of" in capsys.readouterr().out
@@ -234,4 +468,8 @@ def test_cli_tokenize_and_train(tmp_path, capsys):
     assert read_header(out)["eos_between_files"] is True
     assert main(["tokenize", str(tmp_path / "nope.txt"), "--output", str(out)]) == 1
     assert "nope.txt: no such file" in capsys.readouterr().err
+    (tmp_path / "empty.txt").write_bytes(b"")
+    assert main(["tokenize", str(files[0]), str(tmp_path / "empty.txt"), "--output", str(out)]) == 0
+    assert "empty.txt: empty file, skipped" in caplog.text  # a warning on stderr (pytest captures the log)
+    assert "1 files (1 empty skipped)" in capsys.readouterr().out
     assert main(["tokenize", str(files[0]), "--output", str(out), "--dtype", "uint16", "--tokenizer", "gpt2"]) == 0

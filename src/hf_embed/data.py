@@ -8,16 +8,16 @@ view into the one id tensor, so memory stays that of the ids whatever the overla
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .token_files import (  # re-exported: `hf_embed.data` was their home before token_files.py
+    TokenFile,
     iter_text_chunks,
-    open_tokens,
     read_header,
     shard_files,
     tokenize_dataset,
@@ -29,6 +29,8 @@ from .validation import check_positive_int, check_range
 
 
 def _as_id_tensor(token_ids) -> torch.Tensor:
+    if not isinstance(token_ids, torch.Tensor) and len(token_ids) == 0:
+        return torch.zeros(0, dtype=torch.long)  # torch.as_tensor([]) is float32: say "no tokens", not "not integers"
     ids = token_ids if isinstance(token_ids, torch.Tensor) else torch.as_tensor(token_ids)
     if ids.dtype == torch.bool or ids.is_floating_point() or ids.is_complex():
         raise TypeError(f"token ids must be integers, got {ids.dtype}")
@@ -51,13 +53,15 @@ class _Windows(Dataset):
     """Window `i` of a flat token sequence: tokens `i * stride .. i * stride + max_length` (inclusive),
     as `(inputs, targets)` = (first max_length, last max_length). Subclasses say where the tokens are."""
 
-    def _set_windows(self, num_tokens: int, max_length: int, stride: int, where: str = "") -> None:
+    def _set_windows(self, num_tokens: int, max_length: int, stride: int, source: str) -> None:
+        """Check the sizes; `source` names the tokens in messages ("the text 'Hello'", a file's path)."""
         self.max_length = check_positive_int("max_length", max_length)
         self.stride = check_positive_int("stride", stride)
         if num_tokens <= self.max_length:
+            counted = "no tokens" if num_tokens == 0 else f"{num_tokens} tokens, too few for one window"
             raise ValueError(
-                f"{where}{num_tokens} tokens are too few for one window of max_length={self.max_length} "
-                f"(a window needs max_length + 1 = {self.max_length + 1} tokens: inputs plus the shifted target)"
+                f"{source} has {counted}: a window of max_length={self.max_length} needs max_length + 1 = "
+                f"{self.max_length + 1} tokens (inputs plus the shifted target); use more text or a smaller max_length"
             )
         self._len = num_windows(num_tokens, self.max_length, self.stride)
 
@@ -88,11 +92,13 @@ class SlidingWindowDataset(_Windows):
         max_length: int = 256,
         stride: int = 128,
         vocab_size: int | None = None,
+        *,
+        source: str = "the id sequence",
     ):
         self.token_ids = _as_id_tensor(token_ids)
         if vocab_size is not None:
             check_token_ids(self.token_ids, vocab_size)
-        self._set_windows(self.token_ids.numel(), max_length, stride)
+        self._set_windows(self.token_ids.numel(), max_length, stride, source)
 
     def _window(self, start: int) -> torch.Tensor:
         return self.token_ids[start : start + self.max_length + 1]  # a view: no copy
@@ -230,15 +236,17 @@ def create_dataloader(
     """The book's `create_dataloader_v1`, same defaults, same batches for the same seed.
 
     Args:
-        source: a text (then `tokenizer` is required, e.g. `hf_embed.gpt2_tokenizer()`), token ids, a
-            `pathlib.Path` of a token file, or a window dataset.
-        tokenizer: encodes a text source.
+        source: a text (a `str`, always the text itself: one that names an existing file is refused, pass
+            `pathlib.Path` for a token file), token ids, a `pathlib.Path` of a token file, or a window dataset.
+        tokenizer: encodes a text source (required then, e.g. `hf_embed.gpt2_tokenizer()`); with a token file,
+            the file must have been written by it (header's tokenizer sha256 and vocabulary size).
         batch_size, max_length, stride, shuffle, drop_last, num_workers: as in the book.
         generator, seed: the shuffle's source. Neither: torch's global RNG, drawn exactly as
             `DataLoader(shuffle=True)` draws it, so `torch.manual_seed(s)` reproduces the book's batches.
             `generator`: drawn from it as `DataLoader(shuffle=True, generator=...)` does. `seed`: the order of
             epoch `e` is `DistributedSampler(seed=seed)`'s, independent of the global RNG.
-        vocab_size: ids must be below it (checked on ids and text).
+        vocab_size: the model's table size: ids must be below it (checked on ids and text; a token file's
+            header must not name a larger vocabulary).
         rank, world_size: the shard to load; by default those of the initialized process group, else one process.
 
     Returns:
@@ -249,8 +257,9 @@ def create_dataloader(
         windows to even the shares, `drop_last=True` skips a few (see `ShardSampler`).
 
     Raises:
-        ValueError: bad sizes, ids outside `vocab_size`, too few tokens for a window, or (with `drop_last`) too
-            few windows per rank for one batch, decided from the global count so that every rank agrees.
+        ValueError: bad sizes, ids outside `vocab_size`, too few tokens for a window, a token file of another
+            tokenizer or a larger vocabulary, a str that names a file, or (with `drop_last`) too few windows per
+            rank for one batch, decided from the global count so that every rank agrees.
         TypeError: a text without a tokenizer, ids that are not integers.
     """
     batch_size = check_positive_int("batch_size", batch_size)
@@ -261,16 +270,18 @@ def create_dataloader(
 
     if isinstance(source, Dataset):
         dataset = source
-    elif isinstance(source, Path):
-        dataset = TokenFileDataset(source, max_length=max_length, stride=stride)
+    elif isinstance(source, os.PathLike):
+        dataset = TokenFileDataset(source, max_length, stride, vocab_size=vocab_size, tokenizer=tokenizer)
+    elif isinstance(source, str):
+        _check_not_a_file_name(source)
+        if tokenizer is None:
+            raise TypeError("a text needs a `tokenizer` (for GPT-2's: `tokenizer=hf_embed.gpt2_tokenizer()`)")
+        vocab_size = vocab_size if vocab_size is not None else vocab_size_of(tokenizer)
+        dataset = SlidingWindowDataset(
+            encode(tokenizer, source), max_length, stride, vocab_size, source=_describe_text(source)
+        )
     else:
-        token_ids = source
-        if isinstance(source, str):
-            if tokenizer is None:
-                raise TypeError("a text needs a `tokenizer` (for GPT-2's: `tokenizer=hf_embed.gpt2_tokenizer()`)")
-            token_ids = encode(tokenizer, source)
-            vocab_size = vocab_size if vocab_size is not None else vocab_size_of(tokenizer)
-        dataset = SlidingWindowDataset(token_ids, max_length=max_length, stride=stride, vocab_size=vocab_size)
+        dataset = SlidingWindowDataset(source, max_length=max_length, stride=stride, vocab_size=vocab_size)
 
     rank, world_size = _distributed_rank_and_size(rank, world_size)
     sampler = ShardSampler(
@@ -289,6 +300,34 @@ def create_dataloader(
     )
 
 
+def _check_not_a_file_name(text: str) -> None:
+    """A str is a text. One that names an existing file or folder is refused: it was meant as a path.
+
+    A text that is also a file name (one short line) gives a handful of tokens, too few for a window of any
+    usual size, so refusing it costs nothing real; tokenize it yourself and pass the ids if you mean it.
+    """
+    if "\n" in text or len(text) > 4096:
+        return
+    try:
+        exists = os.path.exists(text)
+    except (OSError, ValueError):
+        return
+    if exists:
+        raise ValueError(
+            f"{text!r} names an existing file, but a str is read as the text itself (create_dataloader would "
+            f"tokenize the name): for a token file pass pathlib.Path({text!r}); for a text file pass its text, "
+            f"pathlib.Path({text!r}).read_text(encoding='utf-8')"
+        )
+
+
+def _describe_text(text: str) -> str:
+    """How messages name a text: quoted, shortened, with a hint when it looks like a file name."""
+    shown = repr(text) if len(text) <= 40 else f"{text[:37]!r}... ({len(text)} characters)"
+    if text and not any(c.isspace() for c in text) and ("." in text or "/" in text or os.sep in text):
+        shown += " (a str is read as text, not as a file name; a token file is passed as pathlib.Path)"
+    return f"the text {shown}" if text else "the text '' (empty)"
+
+
 def _check_enough_windows(windows: int, per_rank: int, world_size: int, batch_size: int, drop_last: bool) -> None:
     """Refuse a loader that would yield no batch; decided from global counts, so every rank decides alike."""
     if not drop_last or per_rank >= batch_size:
@@ -305,35 +344,56 @@ def _check_enough_windows(windows: int, per_rank: int, world_size: int, batch_si
 
 
 class TokenFileDataset(_Windows):
-    """The windows of `SlidingWindowDataset` over a token file, read through a memory map.
+    """The windows of `SlidingWindowDataset` over a token file (`hf_embed.token_files.TokenFile`).
 
-    Opening costs O(1) time and memory whatever the file size; each item reads only its window. The
-    map is opened lazily in each process, so the dataset pickles to DataLoader workers without sharing
-    a file handle across `fork`.
+    Opening costs O(1) time and memory whatever the file size; each window is one `pread` of its ids. Before
+    each batch (and each single item) the file is checked to be the one that was opened, in every DataLoader
+    worker too: a token file rewritten, replaced or truncated under a running loader is a `ValueError`
+    naming it, never a bus error or another file's ids.
+
+    Args:
+        path: the token file.
+        max_length, stride: the windows, as in the book.
+        vocab_size: the model's table size; a file written with a larger vocabulary is refused.
+        tokenizer: the tokenizer the ids are meant for; a file written by another one is refused.
     """
 
-    def __init__(self, path: str | Path, max_length: int = 256, stride: int = 128):
-        self.path = Path(path)
-        self.header = read_header(self.path)
-        self._set_windows(self.header["count"], max_length, stride, where=f"{self.path}: ")
-        self._tokens = None
+    def __init__(
+        self,
+        path: str | Path,
+        max_length: int = 256,
+        stride: int = 128,
+        *,
+        vocab_size: int | None = None,
+        tokenizer=None,
+    ):
+        self.file = TokenFile(path)
+        self.file.check_vocabulary(vocab_size=vocab_size, tokenizer=tokenizer)
+        self.path, self.header = self.file.path, self.file.header
+        self._set_windows(self.file.count, max_length, stride, str(self.path))
 
-    @property
-    def tokens(self) -> np.ndarray:
-        if self._tokens is None:
-            self._tokens = open_tokens(self.path, self.header)
-        return self._tokens
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        self.file.check()
+        return super().__getitem__(index)
 
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_tokens": None}
+    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """One batch, as DataLoader asks for it: the file is checked once, the windows read into one array."""
+        self.file.check()
+        for index in indices:
+            if not -self._len <= index < self._len:
+                raise IndexError(f"window {index} out of range for {self._len} windows")
+        starts = [(index % self._len) * self.stride for index in indices]
+        windows = torch.from_numpy(self.file.read_windows(starts, self.max_length + 1))  # (B, max_length + 1)
+        return [(window[:-1], window[1:]) for window in windows]
 
     def _window(self, start: int) -> torch.Tensor:
-        return torch.from_numpy(self.tokens[start : start + self.max_length + 1].astype(np.int64))
+        return torch.from_numpy(self.file.read(start, start + self.max_length + 1))
 
 
 __all__ = [
     "ShardSampler",
     "SlidingWindowDataset",
+    "TokenFile",
     "TokenFileDataset",
     "check_token_ids",
     "create_dataloader",

@@ -1,9 +1,22 @@
-"""Token files: corpora larger than memory as one flat array of ids, written once and memory-mapped.
+"""Token files: corpora larger than memory as one file of ids, published whole and checked whenever read.
 
-A token file is one flat array of ids (uint16 when the vocabulary fits, else uint32, native byte order)
-plus a JSON sidecar `<file>.json` describing it: nanoGPT's format, with a header that can be checked.
-This module is the one place that knows the format; it also streams text files in pieces that
-tokenize like the whole file, and writes token files on all cores.
+The format (version 2) is one file, written under a temporary name and published by one atomic rename, so a
+crash or a second writer can never leave ids beside a header that does not describe them:
+
+    offset 0      prefix, 64 bytes: magic b"HFEMBTOK", then little-endian uint64s: version (2), ids offset,
+                  id count, documents offset, document offsets count, header offset, header length
+    offset 4096   the ids, little-endian uint16 (when the vocabulary fits) or uint32; page-aligned, so any tool
+                  can memory-map them as they are (`np.memmap(path, "<u2", offset=4096, shape=(count,))`)
+    8-aligned     where documents start: `documents + 1` little-endian uint64 token offsets, 0 first and the
+                  id count last (document `d` is ids `[offsets[d], offsets[d + 1])`)
+    then          the JSON header (UTF-8): dtype, count, vocab_size, tokenizer_sha256, engine, eos_token_id,
+                  documents, and the sources; the file ends exactly where it ends
+
+Opening reads the prefix and the header, nothing else. Version 1 files (raw native-order ids plus a
+`<file>.json` sidecar, as hf-embed wrote them before) still open, without documents.
+
+This module is the one place that knows the format. It also streams text files in pieces that tokenize like
+the whole file, and writes token files on all cores.
 """
 
 from __future__ import annotations
@@ -11,58 +24,275 @@ from __future__ import annotations
 import codecs
 import itertools
 import json
+import logging
 import os
 import re
+import struct
 import sys
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from tqdm import tqdm
 
-from .atomic_write import check_output_is_not_an_input, temporary_path
+from .atomic_write import check_output_is_not_an_input, write_file_atomically
 from .tokenization import fast_encoder, gpt2_tokenizer, tokenizer_sha256, vocab_size_of
 
+logger = logging.getLogger(__name__)
+
 TOKEN_FILE_FORMAT = "hf-embed-tokens"
-_DTYPES = {"uint16": (np.uint16, 2**16), "uint32": (np.uint32, 2**32)}
+VERSION = 2
+MAGIC = b"HFEMBTOK"
+IDS_OFFSET = 4096
+# magic, version, ids offset, id count, documents offset, document offsets count, header offset, header length
+_PREFIX = struct.Struct("<8s7Q")
+_DTYPES = {"uint16": np.dtype("<u2"), "uint32": np.dtype("<u4")}
+_LIMITS = {"uint16": 2**16, "uint32": 2**32}
+_MAX_HEADER = 1 << 26  # a header is a few hundred bytes per source file; more is a corrupt prefix
 
 
-def header_path(path: str | Path) -> Path:
-    return Path(f"{path}.json")
+# ---------------------------------------------------------------------------------------------- reading
+
+
+class _Identity(NamedTuple):
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, stat: os.stat_result) -> _Identity:
+        return cls(stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+    def changes(self, now: _Identity) -> str:
+        said = []
+        if (now.device, now.inode) != (self.device, self.inode):
+            said.append("replaced by another file")
+        if now.size != self.size:
+            said.append(f"size {self.size} -> {now.size} bytes")
+        if now.mtime_ns != self.mtime_ns:
+            said.append("modified")
+        return ", ".join(said)
+
+
+class TokenFile:
+    """An opened token file: its header, its ids read by position, where its documents start.
+
+    Opening costs O(1) whatever the file's size: the prefix and the JSON header are read and checked against
+    the file's size. The file's identity (device, inode, size, mtime) is recorded; `check()` compares it with
+    the file now, and a copy unpickled in a DataLoader worker checks it when it opens the file, so a file
+    rewritten, replaced or truncated under a running loader is a `ValueError` naming it, never another
+    file's ids under this header.
+
+    Ids are read with `os.pread`, not through a memory map: a memory map turns a file truncated under the
+    reader into SIGBUS, which kills the process; a short read is an error that names the file. (Measured with
+    `scripts/bench_token_reads.py`: reading a window this way is faster than slicing a map.)
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: no such token file")
+        with self.path.open("rb") as f:
+            start = f.read(_PREFIX.size)
+            stat = os.fstat(f.fileno())
+            if start[: len(MAGIC)] == MAGIC:
+                self._open_v2(f, start, stat.st_size)
+                self._identities = {self.path: _Identity.of(stat)}
+                return
+        self._open_v1(stat)
+
+    def _open_v2(self, f, start: bytes, size: int) -> None:
+        def corrupt(why: str) -> ValueError:
+            return ValueError(f"{self.path}: corrupt token file ({why})")
+
+        if len(start) < _PREFIX.size:
+            raise corrupt(f"{size} bytes, shorter than the {_PREFIX.size}-byte prefix")
+        _, version, ids_at, count, documents_at, offsets, header_at, header_length = _PREFIX.unpack(start)
+        if version != VERSION:
+            raise ValueError(f"{self.path}: token-file version {version}; this hf-embed reads versions 1 and {VERSION}")
+        if header_length > _MAX_HEADER or header_at + header_length != size:
+            raise corrupt(f"{size} bytes, but the prefix puts the header at {header_at}..{header_at + header_length}")
+        f.seek(header_at)
+        try:
+            header = json.loads(f.read(header_length).decode("utf-8"))
+            dtype = _DTYPES[header["dtype"]]
+            if header.get("format") != TOKEN_FILE_FORMAT or header.get("count") != count:
+                raise ValueError("the header does not match the prefix")
+        except (ValueError, KeyError, TypeError) as error:
+            raise corrupt(f"unreadable header: {error}") from None
+        # The layout is fixed by the count and the number of documents, so every field of the prefix is checked.
+        documents = header.get("documents")
+        expected = _layout(count, dtype, documents)
+        found = (ids_at, documents_at, offsets, header_at)
+        if found != expected:
+            raise corrupt(f"the prefix's layout {found} is not the one {count} ids and {documents} documents have")
+        self.header, self.dtype, self.count = header, dtype, count
+        self._ids_at, self._ids_path = ids_at, self.path
+        self._documents_at, self._document_offsets = documents_at, offsets
+
+    def _open_v1(self, stat: os.stat_result) -> None:
+        sidecar = Path(f"{self.path}.json")
+        if not sidecar.is_file():
+            raise ValueError(
+                f"{self.path}: not a token file (no hf-embed prefix, and no {sidecar.name} header beside it as "
+                "version 1 had); write one with `hf-embed tokenize` or `hf_embed.token_files.tokenize_files`"
+            )
+        try:
+            header = json.loads(sidecar.read_text(encoding="utf-8"))
+            if header.get("format") != TOKEN_FILE_FORMAT or header["dtype"] not in _DTYPES:
+                raise ValueError("not an hf-embed token-file header")
+            count = header["count"]
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                raise ValueError(f"bad token count {count!r}")
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"{sidecar}: corrupt token-file header ({error})") from None
+        dtype = np.dtype(_DTYPES[header["dtype"]].newbyteorder("="))  # version 1 wrote native byte order
+        if stat.st_size != count * dtype.itemsize:
+            raise ValueError(
+                f"{self.path}: {stat.st_size} bytes, but its header says {count} {header['dtype']} tokens "
+                f"({count * dtype.itemsize} bytes); the file is truncated or does not belong to this header"
+            )
+        self.header, self.dtype, self.count = header, dtype, count
+        self._ids_at, self._ids_path = 0, self.path
+        self._documents_at, self._document_offsets = 0, 0
+        self._identities = {self.path: _Identity.of(stat), sidecar: _Identity.of(sidecar.stat())}
+
+    # The descriptor is per process: a copy in a DataLoader worker opens the file anew and checks it there.
+    _fd: int | None = None
+    _pid: int | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_fd": None, "_pid": None}
+
+    def __del__(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+
+    def _descriptor(self) -> int:
+        if self._fd is None or self._pid != os.getpid():
+            fd = os.open(self._ids_path, os.O_RDONLY)
+            try:
+                self._check_identity(self._ids_path, _Identity.of(os.fstat(fd)))
+            except BaseException:
+                os.close(fd)
+                raise
+            self._fd, self._pid = fd, os.getpid()
+        return self._fd
+
+    def _check_identity(self, path: Path, now: _Identity) -> None:
+        recorded = self._identities[path]
+        if now != recorded:
+            raise ValueError(
+                f"{path}: the token file changed since it was opened ({recorded.changes(now)}); it was rewritten, "
+                "replaced or truncated while a loader read it. Open it again (a new loader) once it is complete"
+            )
+
+    def check(self) -> None:
+        """Raise `ValueError` naming the file if it is no longer the file that was opened."""
+        for path in self._identities:
+            try:
+                now = _Identity.of(os.stat(path))
+            except FileNotFoundError:
+                raise ValueError(f"{path}: the token file was deleted since it was opened") from None
+            self._check_identity(path, now)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Ids `start .. stop - 1` as int64, shape (stop - start,)."""
+        return self.read_windows([start], stop - start)[0]
+
+    def read_windows(self, starts: Sequence[int], length: int) -> np.ndarray:
+        """Ids `start .. start + length - 1` for each start, as int64, shape (len(starts), length).
+
+        One `preadv` per window straight into one buffer, one conversion for all: a batch costs little more
+        than its syscalls.
+        """
+        itemsize = self.dtype.itemsize
+        width = length * itemsize
+        buffer = bytearray(len(starts) * width)
+        view = memoryview(buffer)
+        fd = self._descriptor()
+        for i, start in enumerate(starts):
+            if not 0 <= start <= start + length <= self.count:
+                raise IndexError(f"ids {start}..{start + length} are outside {self.path} ({self.count} ids)")
+            got = _pread_into(fd, view[i * width : (i + 1) * width], self._ids_at + start * itemsize)
+            if got != width:
+                self.check()  # names what changed
+                raise ValueError(f"{self._ids_path}: the token file is shorter than when it was opened (truncated)")
+        return np.frombuffer(buffer, self.dtype).reshape(len(starts), length).astype(np.int64)
+
+    @property
+    def num_documents(self) -> int | None:
+        """How many documents the file records, or None where it records none (version 1)."""
+        return self._document_offsets - 1 if self._document_offsets else None
+
+    def document_offsets(self) -> np.ndarray | None:
+        """Where each document starts, then the id count: int64, shape (documents + 1,); None if not recorded.
+
+        Reads `8 * (documents + 1)` bytes and checks them (first 0, last the count, never decreasing).
+        """
+        if not self._document_offsets:
+            return None
+        wanted = 8 * self._document_offsets
+        data = os.pread(self._descriptor(), wanted, self._documents_at)
+        if len(data) != wanted:
+            self.check()
+            raise ValueError(f"{self.path}: the token file is shorter than when it was opened (truncated)")
+        offsets = np.frombuffer(data, "<u8").astype(np.int64)
+        if offsets[0] != 0 or offsets[-1] != self.count or (np.diff(offsets) < 0).any():
+            raise ValueError(f"{self.path}: corrupt token file (document offsets are not 0 .. {self.count} in order)")
+        return offsets
+
+    def check_vocabulary(self, *, vocab_size: int | None = None, tokenizer=None) -> None:
+        """Raise `ValueError` (naming both) unless the file's ids fit `vocab_size` and come from `tokenizer`.
+
+        `vocab_size` is a model's table size: the file's vocabulary must not be larger. `tokenizer` must be the
+        one that wrote the file (same sha256 of its serialized form; tiktoken encodings, which have none, are
+        compared by vocabulary size).
+        """
+        written = self.header.get("vocab_size")
+        if vocab_size is not None and written is not None and written > vocab_size:
+            raise ValueError(
+                f"{self.path} holds ids of a {written}-id vocabulary, but vocab_size is {vocab_size}: ids "
+                f"{vocab_size}..{written - 1} would be outside the token table (use the model that matches the "
+                "tokenizer, or tokenize again with the model's tokenizer)"
+            )
+        if tokenizer is None:
+            return
+        size = vocab_size_of(tokenizer)
+        try:
+            digest = tokenizer_sha256(tokenizer)
+        except AttributeError:  # a tiktoken Encoding: no serialized form to hash
+            digest = None
+        recorded = self.header.get("tokenizer_sha256")
+        if (digest is not None and recorded is not None and digest != recorded) or (
+            written is not None and size != written
+        ):
+            raise ValueError(
+                f"{self.path} was written by another tokenizer: the file's has {written} ids (sha256 "
+                f"{str(recorded)[:16]}...), the one given has {size} ids (sha256 {str(digest)[:16]}...); "
+                "pass the tokenizer that wrote it, or tokenize the text again with this one"
+            )
+
+
+def _pread_into(fd: int, buffer: memoryview, offset: int) -> int:
+    """Read into `buffer` from `offset` of `fd` (no new bytes object where `os.preadv` exists)."""
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [buffer], offset)
+    data = os.pread(fd, len(buffer), offset)
+    buffer[: len(data)] = data
+    return len(data)
 
 
 def read_header(path: str | Path) -> dict:
-    """The sidecar of a token file, checked against the file's size."""
-    path = Path(path)
-    sidecar = header_path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such token file")
-    if not sidecar.is_file():
-        raise FileNotFoundError(f"{sidecar}: the header of token file {path} is missing")
-    try:
-        header = json.loads(sidecar.read_text(encoding="utf-8"))
-        if header.get("format") != TOKEN_FILE_FORMAT or header["dtype"] not in _DTYPES:
-            raise ValueError("not an hf-embed token-file header")
-        count = header["count"]
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise ValueError(f"bad token count {count!r}")
-    except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{sidecar}: corrupt token-file header ({error})") from None
-    itemsize = np.dtype(_DTYPES[header["dtype"]][0]).itemsize
-    size = path.stat().st_size
-    if size != count * itemsize:
-        raise ValueError(
-            f"{path}: {size} bytes, but its header says {count} {header['dtype']} tokens ({count * itemsize} bytes); "
-            "the file is truncated or does not belong to this header"
-        )
-    return header
+    """The JSON header of a token file (any version), checked against the file's size."""
+    return TokenFile(path).header
 
 
-def open_tokens(path: str | Path, header: dict) -> np.ndarray:
-    """A read-only memory map of the ids of a token file whose header was read by `read_header`."""
-    return np.memmap(path, dtype=_DTYPES[header["dtype"]][0], mode="r", shape=(header["count"],))
+# ---------------------------------------------------------------------------------------------- text in
 
 
 def _safe_split(text: str, limit: int) -> int:
@@ -88,15 +318,10 @@ def _safe_split(text: str, limit: int) -> int:
 _SPLIT = re.compile(r"(?<=.)[ \n](?=\w)", re.S)
 
 
-def iter_text_chunks(path: str | Path, chunk_chars: int = 1 << 18) -> Iterator[str]:
-    """Pieces of a UTF-8 file (BOM dropped, line ends kept) cut where tokenization is unaffected.
-
-    Encoding the pieces one by one gives the ids of the whole text. Invalid UTF-8 is a `ValueError`
-    naming the file and the byte offset.
-    """
-    path = Path(path)
+def _decoded_blocks(path: Path) -> Iterator[str]:
+    """The text of a UTF-8 file in blocks of about 1 MB (BOM dropped); invalid UTF-8 names the byte offset."""
     decoder = codecs.getincrementaldecoder("utf-8")()
-    pending, offset, first = "", 0, True
+    offset, first = 0, True
     with path.open("rb") as f:
         while True:
             block = f.read(1 << 20)
@@ -105,46 +330,113 @@ def iter_text_chunks(path: str | Path, chunk_chars: int = 1 << 18) -> Iterator[s
             first = False
             buffered = len(decoder.getstate()[0])
             try:
-                pending += decoder.decode(block, final=not block)
+                text = decoder.decode(block, final=not block)
             except UnicodeDecodeError as error:
                 raise ValueError(f"{path}: not valid UTF-8 at byte {offset - buffered + error.start}") from None
             offset += len(block)
-            while len(pending) >= 2 * chunk_chars:
-                cut = _safe_split(pending, chunk_chars)
-                yield pending[:cut]
-                pending = pending[cut:]
+            if text:
+                yield text
             if not block:
-                break
+                return
+
+
+def iter_text_chunks(path: str | Path, chunk_chars: int = 1 << 18) -> Iterator[str]:
+    """Pieces of a UTF-8 file (BOM dropped, line ends kept) cut where tokenization is unaffected.
+
+    Encoding the pieces one by one gives the ids of the whole text. Invalid UTF-8 is a `ValueError`
+    naming the file and the byte offset.
+    """
+    pending = ""
+    for block in _decoded_blocks(Path(path)):
+        pending += block
+        while len(pending) >= 2 * chunk_chars:
+            cut = _safe_split(pending, chunk_chars)
+            yield pending[:cut]
+            pending = pending[cut:]
     if pending:
         yield pending
 
 
+# ---------------------------------------------------------------------------------------------- writing
+
+
+class Piece(NamedTuple):
+    """A text to encode, in output order: whether a document starts with it, whether the eos id follows it."""
+
+    text: str
+    starts_document: bool = False
+    eos_after: bool = False
+
+
+class _Encoded(NamedTuple):
+    ids: np.ndarray  # (n,) in the file's dtype
+    starts: list[int]  # where documents start, relative to the first id of `ids`
+    num_bytes: int  # UTF-8 bytes encoded (for the progress bar)
+
+
 def _choose_dtype(vocab_size: int, dtype: str | None) -> str:
     if dtype is None:
-        return "uint16" if vocab_size <= _DTYPES["uint16"][1] else "uint32"
+        return "uint16" if vocab_size <= _LIMITS["uint16"] else "uint32"
     if dtype not in _DTYPES:
         raise ValueError(f"`dtype` must be one of {sorted(_DTYPES)}, got {dtype!r}")
-    if vocab_size > _DTYPES[dtype][1]:
-        raise ValueError(f"a vocabulary of {vocab_size} ids does not fit {dtype} (at most {_DTYPES[dtype][1]} ids)")
+    if vocab_size > _LIMITS[dtype]:
+        raise ValueError(f"a vocabulary of {vocab_size} ids does not fit {dtype} (at most {_LIMITS[dtype]} ids)")
     return dtype
 
 
-def _check_corpus_files(files: Sequence[str | Path]) -> list[Path]:
-    if not files:
-        raise ValueError("no input files: the corpus is empty")
-    paths = [Path(f) for f in files]
-    for path in paths:
-        if path.is_dir():
-            raise ValueError(f"{path}: is a directory, not a text file")
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such file")
-        if path.stat().st_size == 0:
-            raise ValueError(f"{path}: empty file")
-    return paths
+def _encode_in_order(
+    tasks: Iterable[list[Piece]], encode, eos: int | None, dtype: np.dtype, threads: int
+) -> Iterator[_Encoded]:
+    """Encode `tasks` on `threads` threads; results come back in the order of the tasks."""
+
+    def run(task: list[Piece]) -> _Encoded:
+        pieces, starts, size = [], [], 0
+        for piece in task:
+            if piece.starts_document:
+                starts.append(size)
+            ids = encode(piece.text)
+            pieces.append(ids)
+            size += len(ids)
+            if piece.eos_after:
+                if eos is None:
+                    raise ValueError("an eos between documents needs a tokenizer with an eos token")
+                pieces.append(np.array([eos], dtype=np.uint32))
+                size += 1
+        ids = np.concatenate(pieces) if pieces else np.zeros(0, np.uint32)
+        return _Encoded(ids.astype(dtype), starts, sum(len(piece.text.encode("utf-8")) for piece in task))
+
+    with ThreadPoolExecutor(threads) as pool:
+        tasks = iter(tasks)
+        # The first task runs alone: tiktoken builds its regex state lazily, and two threads building it
+        # at once then run at half speed for the whole corpus (measured: 19 vs 34 MB/s on 2 cores).
+        for task in itertools.islice(tasks, 1):
+            yield run(task)
+        pending: deque = deque()
+        for task in tasks:
+            pending.append(pool.submit(run, task))
+            if len(pending) >= 4 * threads:  # bounded (a few chunks per thread), deep enough to keep all busy
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _write_ids(encoded: Iterable[_Encoded], f, bar) -> tuple[int, np.ndarray]:
+    """Append the ids to `f`; return the id count and where documents start (int64, 0 first)."""
+    count, starts = 0, [0]
+    for ids, relative, num_bytes in encoded:
+        f.write(ids.tobytes())
+        starts.extend(count + s for s in relative if count + s != starts[-1])
+        count += len(ids)
+        bar.update(num_bytes)
+        elapsed = bar.format_dict["elapsed"] or float("inf")
+        bar.set_postfix_str(f"{count:,} tokens, {count / elapsed:,.0f} tokens/s", refresh=False)
+    if count == 0:
+        raise ValueError("the corpus produced no tokens")
+    return count, np.array(starts, dtype=np.int64)
 
 
 def write_token_file(
-    tasks: Iterable[list[tuple[bool, str]]],
+    tasks: Iterable[list[Piece]],
     output: str | Path,
     tokenizer,
     header: dict,
@@ -152,79 +444,115 @@ def write_token_file(
     num_threads: int | None = None,
     progress_bytes: int | None = None,
 ) -> dict:
-    """Encode `tasks` (lists of `(eos_before, text)`) on all cores and write the ids, in order, to `output`.
+    """Encode `tasks` (lists of `Piece`) on all cores and write the ids, in order, as one token file.
 
-    Written under a temporary name and renamed at the end (header last): an interrupted run leaves
-    no partial token file behind. Returns the header.
+    The file is published whole (`write_file_atomically`): an interrupted or failed run leaves the previous
+    output as it was, and no temporary behind. `header` adds fields to the JSON header (the sources).
+
+    Args:
+        tasks: the text, in order, cut into units of work; a `Piece` says where documents start and where an
+            eos id follows.
+        output: the token file to write.
+        tokenizer: the tokenizer (its tiktoken engine where it can be built, else `tokenizers`).
+        header: extra header fields, read once the text is encoded (a field may count what encoding saw).
+        dtype: "uint16" or "uint32"; default the smallest that holds the vocabulary.
+        num_threads: encoding threads (default: all cores).
+        progress_bytes: the input's size, for the progress bar on a terminal.
+
+    Returns:
+        The header written.
     """
     output = Path(output)
     vocab_size = vocab_size_of(tokenizer)
     dtype = _choose_dtype(vocab_size, dtype)
     engine, encode = fast_encoder(tokenizer)
     eos = tokenizer.eos_token_id if getattr(tokenizer, "eos_token_id", None) is not None else None
-    np_dtype = _DTYPES[dtype][0]
-    threads = num_threads or os.cpu_count() or 1
+    full_header = {
+        "format": TOKEN_FILE_FORMAT,
+        "version": VERSION,
+        "dtype": dtype,
+        "count": None,
+        "vocab_size": vocab_size,
+        "tokenizer_sha256": tokenizer_sha256(tokenizer),
+        "engine": engine,
+        "eos_token_id": eos,
+        "documents": None,
+    }
 
-    def run(task: list[tuple[bool, str]]) -> tuple[np.ndarray, int]:
-        pieces = []
-        for eos_before, text in task:
-            if eos_before:
-                if eos is None:
-                    raise ValueError("eos between documents needs a tokenizer with an eos token")
-                pieces.append(np.array([eos], dtype=np.uint32))
-            pieces.append(encode(text))
-        ids = np.concatenate(pieces) if pieces else np.zeros(0, np.uint32)
-        return ids.astype(np_dtype), sum(len(text.encode("utf-8")) for _, text in task)
+    def write(temporary: str) -> None:
+        bar = tqdm(total=progress_bytes, unit="B", unit_scale=True, desc=output.name, disable=not sys.stderr.isatty())
+        try:
+            with open(temporary, "wb") as f:
+                f.seek(IDS_OFFSET)
+                encoded = _encode_in_order(tasks, encode, eos, _DTYPES[dtype], num_threads or os.cpu_count() or 1)
+                count, starts = _write_ids(encoded, f, bar)
+                offsets = np.append(starts, count).astype("<u8")  # (documents + 1,)
+                _, documents_at, _, header_at = _layout(count, _DTYPES[dtype], len(starts))
+                f.seek(documents_at)
+                f.write(offsets.tobytes())
+                full_header.update(count=count, documents=len(starts), **header)  # sources: final once encoded
+                encoded_header = (json.dumps(full_header, indent=2) + "\n").encode("utf-8")
+                f.write(encoded_header)
+                f.seek(0)
+                f.write(
+                    _PREFIX.pack(
+                        MAGIC, VERSION, IDS_OFFSET, count, documents_at, len(offsets), header_at, len(encoded_header)
+                    )
+                )
+        finally:
+            bar.close()
 
-    temporary, count = Path(temporary_path(output)), 0
-    bar = tqdm(total=progress_bytes, unit="B", unit_scale=True, desc=output.name, disable=not sys.stderr.isatty())
+    write_file_atomically(output, write)
+    _remove_stale_sidecar(output)
+    return full_header
+
+
+def _align(offset: int, alignment: int) -> int:
+    return -(-offset // alignment) * alignment
+
+
+def _layout(count: int, dtype: np.dtype, documents: int | None) -> tuple[int, int, int, int]:
+    """(ids offset, documents offset, document offsets count, header offset) of a version-2 file."""
+    documents_at = _align(IDS_OFFSET + count * dtype.itemsize, 8)
+    offsets = documents + 1 if isinstance(documents, int) and documents > 0 else 0
+    return IDS_OFFSET, documents_at, offsets, documents_at + 8 * offsets
+
+
+def _remove_stale_sidecar(output: Path) -> None:
+    """A version-1 header beside a file now replaced by a version-2 one describes nothing: remove it."""
+    sidecar = Path(f"{output}.json")
     try:
-        with temporary.open("wb") as f, ThreadPoolExecutor(threads) as pool:
-            tasks = iter(tasks)
-            # The first task runs alone: tiktoken builds its regex state lazily, and two threads building it
-            # at once then run at half speed for the whole corpus (measured: 19 vs 34 MB/s on 2 cores).
-            for task in itertools.islice(tasks, 1):
-                count += _write_result(run(task), f, bar, count)
-            pending: deque = deque()
-            for task in tasks:
-                pending.append(pool.submit(run, task))
-                if len(pending) >= 4 * threads:  # bounded (a few chunks per thread), deep enough to keep all busy
-                    count += _write_result(pending.popleft().result(), f, bar, count)
-            while pending:
-                count += _write_result(pending.popleft().result(), f, bar, count)
-        if count == 0:
-            raise ValueError("the corpus produced no tokens")
-        header = {
-            "format": TOKEN_FILE_FORMAT,
-            "version": 1,
-            "dtype": dtype,
-            "count": count,
-            "vocab_size": vocab_size,
-            "tokenizer_sha256": tokenizer_sha256(tokenizer),
-            "engine": engine,
-            "eos_token_id": eos,
-            **header,
-        }
-        sidecar = Path(temporary_path(header_path(output)))
-        sidecar.write_text(json.dumps(header, indent=2) + "\n", encoding="utf-8")
-        os.replace(temporary, output)
-        os.replace(sidecar, header_path(output))
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        Path(temporary_path(header_path(output))).unlink(missing_ok=True)
-        raise
-    finally:
-        bar.close()
-    return header
+        if json.loads(sidecar.read_text(encoding="utf-8")).get("format") == TOKEN_FILE_FORMAT:
+            sidecar.unlink()
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
-def _write_result(result: tuple[np.ndarray, int], f, bar, count: int) -> int:
-    ids, num_bytes = result
-    f.write(ids.tobytes())
-    bar.update(num_bytes)
-    elapsed = bar.format_dict["elapsed"] or float("inf")
-    bar.set_postfix_str(f"{count + len(ids):,} tokens, {(count + len(ids)) / elapsed:,.0f} tokens/s", refresh=False)
-    return len(ids)
+# ---------------------------------------------------------------------------------------------- corpora
+
+
+def _nonempty_files(files: Sequence[str | Path]) -> tuple[list[Path], list[Path]]:
+    """(files with text, empty files); a missing file or a folder is an error naming it."""
+    if not files:
+        raise ValueError("no input files: the corpus is empty")
+    paths, empty = [], []
+    for path in map(Path, files):
+        if path.is_dir():
+            raise ValueError(f"{path}: is a directory, not a text file")
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file")
+        size = path.stat().st_size
+        if size == 0 or (size == len(codecs.BOM_UTF8) and path.read_bytes() == codecs.BOM_UTF8):
+            empty.append(path)
+        else:
+            paths.append(path)
+    for path in empty:
+        logger.warning("%s: empty file, skipped", path)
+    if empty:
+        logger.warning("skipped %d empty file%s of %d", len(empty), "s" * (len(empty) > 1), len(files))
+    if not paths:
+        raise ValueError(f"all {len(files)} input files are empty: the corpus has no text")
+    return paths, empty
 
 
 def shard_files(files: Sequence, shard_index: int, num_shards: int) -> tuple[int, list]:
@@ -240,6 +568,21 @@ def shard_files(files: Sequence, shard_index: int, num_shards: int) -> tuple[int
     return start, list(files[start : (shard_index + 1) * len(files) // num_shards])
 
 
+def _with_last(items: Iterable) -> Iterator[tuple[object, bool]]:
+    """Each item and whether it is the last."""
+    items = iter(items)
+    previous = next(items, _NOTHING)
+    if previous is _NOTHING:
+        return
+    for item in items:
+        yield previous, False
+        previous = item
+    yield previous, True
+
+
+_NOTHING = object()
+
+
 def tokenize_files(
     files: Sequence[str | Path],
     output: str | Path,
@@ -251,24 +594,46 @@ def tokenize_files(
     num_shards: int = 1,
     chunk_chars: int = 1 << 18,
 ) -> dict:
-    """Tokenize UTF-8 text files into one token file (ids of each file, in order) plus its JSON header.
+    """Tokenize UTF-8 text files into one token file: the ids of each file, in order; each file a document.
 
-    `eos_between_files` puts the tokenizer's eos id before every file but the first. With
-    `num_shards > 1` this process takes its contiguous block of files; the shards' outputs, concatenated
-    in order, equal the single-process file. Returns the header.
+    Args:
+        files: UTF-8 text files (BOM dropped, line ends kept). Empty files are skipped with a warning (the
+            header lists them under `skipped_empty_files`).
+        output: the token file to write.
+        tokenizer: default GPT-2's.
+        eos_between_files: end every file but the last with the eos id (it belongs to the file's document).
+        dtype, num_threads: see `write_token_file`.
+        shard_index, num_shards: this process takes its contiguous block of the files; the shards' outputs,
+            concatenated in order, equal the single-process file.
+        chunk_chars: size of the pieces a file is encoded in (they tokenize like the whole file).
+
+    Returns:
+        The header written.
+
+    Raises:
+        ValueError: no files, all files empty, a folder, invalid UTF-8 (naming file and byte), a bad shard.
+        FileNotFoundError: a missing file.
     """
     check_output_is_not_an_input(output, files)
+    check_output_is_not_an_input(output, files)
     tokenizer = tokenizer if tokenizer is not None else gpt2_tokenizer()
-    paths = _check_corpus_files(files)
-    first_index, paths = shard_files(paths, shard_index, num_shards)
+    paths, empty = _nonempty_files(files)
+    _, paths = shard_files(paths, shard_index, num_shards)
 
     def tasks():
         for i, path in enumerate(paths):
-            for j, chunk in enumerate(iter_text_chunks(path, chunk_chars)):
-                yield [(eos_between_files and first_index + i > 0 and j == 0, chunk)]
+            # The last shard holds the last file, which alone has no eos after it.
+            more_files = shard_index < num_shards - 1 or i < len(paths) - 1
+            for j, (chunk, last) in enumerate(_with_last(iter_text_chunks(path, chunk_chars))):
+                yield [Piece(chunk, starts_document=j == 0, eos_after=eos_between_files and last and more_files)]
 
     sources = [{"path": str(p), "bytes": p.stat().st_size} for p in paths]
-    header = {"files": sources, "eos_between_files": eos_between_files, "shard": [shard_index, num_shards]}
+    header = {
+        "files": sources,
+        "skipped_empty_files": [str(p) for p in empty],
+        "eos_between_files": eos_between_files,
+        "shard": [shard_index, num_shards],
+    }
     total = sum(s["bytes"] for s in sources)
     return write_token_file(tasks(), output, tokenizer, header, dtype, num_threads, progress_bytes=total)
 
@@ -285,43 +650,53 @@ def tokenize_dataset(
 ) -> dict:
     """Tokenize a `datasets.Dataset` of text (any iterable of `{text_column: str}` rows) into a token file.
 
-    The ids equal tokenizing the rows one by one; `eos_between_rows` puts the eos id between rows.
+    Each row is a document; the ids equal tokenizing the rows one by one. `eos_between_rows` ends every row
+    but the last with the eos id. Empty rows are no documents: they are skipped and counted in the header
+    (`skipped_empty_rows`).
     """
     tokenizer = tokenizer if tokenizer is not None else gpt2_tokenizer()
     names = getattr(dataset, "column_names", None)
     if names is not None and text_column not in names:
         raise ValueError(f"the dataset has no column {text_column!r} (columns: {names})")
+    header = {"dataset": repr(dataset)[:200], "text_column": text_column, "eos_between_rows": eos_between_rows}
+    header["skipped_empty_rows"] = 0
 
     def rows():
-        if hasattr(dataset, "iter"):
-            for batch in dataset.iter(batch_size=batch_size):
-                yield from batch[text_column]
-        else:
-            for row in dataset:
-                yield row[text_column]
-
-    def tasks():
-        task, size, index = [], 0, 0
-        for text in rows():
+        batches = dataset.iter(batch_size=batch_size) if hasattr(dataset, "iter") else None
+        texts = (t for batch in batches for t in batch[text_column]) if batches is not None else None
+        if texts is None:
+            texts = (row[text_column] for row in dataset)
+        for index, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"row {index}: column {text_column!r} holds {type(text).__name__}, not str")
-            task.append((eos_between_rows and index > 0, text))
-            size, index = size + len(text), index + 1
+            if text:
+                yield text
+            else:
+                header["skipped_empty_rows"] += 1
+
+    def tasks():
+        task, size = [], 0
+        for text, last in _with_last(rows()):
+            task.append(Piece(text, starts_document=True, eos_after=eos_between_rows and not last))
+            size += len(text)
             if size >= 1 << 18:
                 yield task
                 task, size = [], 0
         if task:
             yield task
 
-    header = {"dataset": repr(dataset)[:200], "text_column": text_column, "eos_between_rows": eos_between_rows}
-    return write_token_file(tasks(), output, tokenizer, header, dtype, num_threads)
+    written = write_token_file(tasks(), output, tokenizer, header, dtype, num_threads)
+    if header["skipped_empty_rows"]:
+        logger.warning("skipped %d empty rows (no documents)", header["skipped_empty_rows"])
+    return written
 
 
 __all__ = [
+    "IDS_OFFSET",
     "TOKEN_FILE_FORMAT",
-    "header_path",
+    "Piece",
+    "TokenFile",
     "iter_text_chunks",
-    "open_tokens",
     "read_header",
     "shard_files",
     "tokenize_dataset",

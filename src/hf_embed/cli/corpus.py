@@ -12,11 +12,13 @@ from .common import load_tokenizer, save_tokenizer
 def add_tokenize(subparsers) -> None:
     p = subparsers.add_parser(
         "tokenize",
-        help="tokenize text files into one token file (+ JSON header) for training",
+        help="tokenize text files into one token file for training",
         description=(
-            "Read UTF-8 text files (BOM dropped, line ends kept), tokenize them on all cores and write one flat "
-            "token file (uint16 when the vocabulary fits, else uint32) plus OUTPUT.json describing it. The file "
-            "appears only when complete. Open it with hf_embed.data.TokenFileDataset or create_dataloader(Path)."
+            "Read UTF-8 text files (BOM dropped, line ends kept), tokenize them on all cores and write one token "
+            "file: the ids (uint16 when the vocabulary fits, else uint32), where each document starts (each file "
+            "is one), and a header naming the tokenizer and the sources. The file appears only when complete, "
+            "replacing the previous one whole. Empty files are skipped with a warning. Open it with "
+            "create_dataloader(pathlib.Path(OUTPUT))."
         ),
     )
     p.add_argument("files", nargs="+", type=Path, help="UTF-8 text files, tokenized in the order given")
@@ -51,9 +53,11 @@ def _tokenize(args: argparse.Namespace) -> int:
     )
     seconds = time.perf_counter() - start
     megabytes = sum(f["bytes"] for f in header["files"]) / 1e6
+    skipped = len(header["skipped_empty_files"])
     print(
-        f"{len(header['files'])} files, {megabytes:.1f} MB -> {header['count']:,} {header['dtype']} tokens in "
-        f"{args.output} ({megabytes / seconds:.1f} MB/s, engine {header['engine']})"
+        f"{len(header['files'])} files{f' ({skipped} empty skipped)' if skipped else ''}, {megabytes:.1f} MB -> "
+        f"{header['count']:,} {header['dtype']} tokens in {header['documents']:,} documents in {args.output} "
+        f"({megabytes / seconds:.1f} MB/s, engine {header['engine']})"
     )
     return 0
 
