@@ -172,3 +172,11 @@ def test_torch_compile_fullgraph_equals_eager_and_checks_ids(model):
         assert torch.equal(compiled(ids, past_key_values_length=5).last_hidden_state, reference(model, ids, None, 5))
         with pytest.raises(RuntimeError, match=r"a token id is outside the vocabulary \(size 99\)"):
             compiled(torch.tensor([[1, 99]]))
+        mask = torch.ones(3, 7, dtype=torch.long)
+        mask[0, :2] = 0  # left padding: positions from the mask, its 0/1 check a device assert
+        ids = torch.randint(0, 99, (3, 7))
+        for kwargs in ({"attention_mask": mask}, {"token_type_ids": ids.flip(-1)}):
+            assert torch.equal(compiled(ids, **kwargs).last_hidden_state, model(ids, **kwargs).last_hidden_state)
+        mask[1, 3] = 2
+        with pytest.raises(RuntimeError, match=r"`attention_mask` holds a value other than 0 and 1"):
+            compiled(ids, attention_mask=mask)
