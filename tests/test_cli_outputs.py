@@ -1,4 +1,4 @@
-"""The command line's outputs: never one of its inputs, published whole, and Ctrl-C or SIGTERM leaves nothing."""
+"""The command line's outputs (and `tokenize_files`'s): never an input, published whole, nothing left on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import torch
 from helpers import make_text
 from hf_embed import HfEmbedModel, atomic_write
 from hf_embed.cli import main
+from hf_embed.token_files import tokenize_files
 
 
 def test_tokenize_refuses_to_write_over_its_input(tmp_path, capsys):
@@ -28,6 +29,18 @@ def test_tokenize_refuses_to_write_over_its_input(tmp_path, capsys):
         )
     assert text.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "link.txt"]
+
+
+def test_tokenize_files_checks_a_generator_of_inputs_without_using_it_up(tmp_path):
+    text = tmp_path / "a.txt"
+    text.write_text(make_text(200), encoding="utf-8")
+    before = text.read_bytes()
+    output = tmp_path / "tokens.bin"
+    first = tokenize_files(tmp_path.glob("*.txt"), output)
+    assert tokenize_files(tmp_path.glob("*.txt"), output)["count"] == first["count"] > 0  # over an existing output
+    with pytest.raises(ValueError, match="is one of the inputs"):
+        tokenize_files((p for p in [text]), text)
+    assert text.read_bytes() == before
 
 
 @pytest.mark.slow

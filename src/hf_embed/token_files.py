@@ -614,10 +614,9 @@ def tokenize_files(
         ValueError: no files, all files empty, a folder, invalid UTF-8 (naming file and byte), a bad shard.
         FileNotFoundError: a missing file.
     """
-    check_output_is_not_an_input(output, files)
-    check_output_is_not_an_input(output, files)
     tokenizer = tokenizer if tokenizer is not None else gpt2_tokenizer()
     paths, empty = _nonempty_files(files)
+    check_output_is_not_an_input(output, paths + empty)  # on the list: `files` may be a generator (Path.glob)
     _, paths = shard_files(paths, shard_index, num_shards)
 
     def tasks():
