@@ -485,6 +485,8 @@ class HfEmbedPreTrainedModel(PreTrainedModel):
           initialized. Opt-ins, as in transformers: `ignore_mismatched_sizes=True` re-initializes tables of
           another size; `output_loading_info=True` returns `(model, report)` instead of raising, and any
           missing table is then initialized as at construction (the report names it).
+        - These checks guard checkpoints read from a folder or the Hub. `from_pretrained(None, config=...,
+          state_dict=...)` takes the caller's tensors as transformers does (missing ones initialized).
         - Weights in pickle files (`pytorch_model.bin`) can run code when loaded, so they are refused unless
           `use_safetensors=False` is passed. A corrupt or truncated weights file is a `ValueError` naming it.
 
@@ -502,6 +504,8 @@ class HfEmbedPreTrainedModel(PreTrainedModel):
     @classmethod
     def _from_pretrained_once(cls, pretrained_model_name_or_path, *model_args, **kwargs):
         kwargs.setdefault("use_safetensors", True)
+        if pretrained_model_name_or_path is None:  # tensors handed over in `state_dict`: no file to check
+            return super().from_pretrained(None, *model_args, **kwargs)
         folder = local_folder(pretrained_model_name_or_path)
         name = pretrained_model_name_or_path if folder is None else folder
         where = os.fspath(pretrained_model_name_or_path)
