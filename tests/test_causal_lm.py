@@ -167,16 +167,20 @@ def test_peft_lora_on_the_tied_table_merges_into_the_shared_table(tiny_ids):
     torch.testing.assert_close(merged.model.embeddings.wte.weight.detach(), table + delta)
 
 
-def test_position_embeddings_of_the_causal_lm(tiny_ids):
-    model = causal_lm("absolute")
+@pytest.mark.parametrize("scheme", ["absolute", "sinusoidal"])
+def test_position_embeddings_of_the_causal_lm(scheme, tiny_ids):
+    """The causal LM resizes through its embedding stage; the first rows are kept, as in transformers' contract."""
+    model = causal_lm(scheme)
     assert model.get_position_embeddings() is model.model.embeddings.wpe
+    table = model.get_position_embeddings().weight.detach().clone()  # (16, 32)
     model.resize_position_embeddings(32)
     assert model.config.max_position_embeddings == 32 and model.get_position_embeddings().weight.shape == (32, 32)
+    assert torch.equal(model.get_position_embeddings().weight[:16], table)
     long = torch.randint(0, 99, (2, 30))
     assert model(long).logits.shape == (2, 30, 99)
-    model.resize_position_embeddings(16)
-    assert model.config.max_position_embeddings == 16
-    assert model.get_position_embeddings().weight.shape == (16, 32)
+    model.resize_position_embeddings(8)
+    assert model.config.max_position_embeddings == 8
+    assert torch.equal(model.get_position_embeddings().weight, table[:8])
     assert model(tiny_ids).logits.shape == (13, 7, 99)
 
 

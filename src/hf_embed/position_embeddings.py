@@ -124,6 +124,12 @@ class SinusoidalPositionEmbedding(PositionEmbedding):
         if self.table.device.type != "meta":
             self.table.copy_(sinusoid_table(self.num_positions, self.dim))
 
+    @property
+    def weight(self) -> torch.Tensor:
+        """The fixed (num_positions, dim) table, under the name transformers' code reads for position tables
+        (`model.get_position_embeddings().weight`, as for the learned scheme); a buffer, not a parameter."""
+        return self.table
+
     def forward(self, position_ids: torch.Tensor) -> torch.Tensor:
         """(B or 1, T) positions -> (B or 1, T, D) rows of the table."""
         return F.embedding(position_ids, self.table)
