@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -63,7 +64,7 @@ BROKEN = {
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN))
-def test_a_checkpoint_that_does_not_match_is_an_error(good, case):
+def test_a_checkpoint_that_does_not_match_is_an_error(good, case, capsys):
     change, message = BROKEN[case]
     folder = variant(good, case, change)
     for load in (HfEmbedModel.from_pretrained, AutoModel.from_pretrained, AutoModelForCausalLM.from_pretrained):
@@ -72,6 +73,10 @@ def test_a_checkpoint_that_does_not_match_is_an_error(good, case):
         assert folder in str(error.value)
     if case != "dtype":
         assert f"{folder}/model.safetensors: the checkpoint does not match the model" in str(error.value)
+    capsys.readouterr()
+    assert main(["inspect", folder]) == 1  # the command line says it in one line
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("hf-embed inspect: error:") and re.search(message, err)
 
 
 def test_partial_loads_only_when_asked(good):

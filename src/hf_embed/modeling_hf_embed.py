@@ -776,9 +776,9 @@ class HfEmbedForCausalLM(HfEmbedPreTrainedModel, GenerationMixin):
     def get_position_embeddings(self) -> nn.Module:
         return self.model.get_position_embeddings()
 
-    def resize_position_embeddings(self, new_num_position_embeddings: int, **kwargs) -> None:
-        """`HfEmbedModel.resize_position_embeddings` on the embedding stage; the config follows."""
-        self.model.resize_position_embeddings(new_num_position_embeddings, **kwargs)
+    def resize_position_embeddings(self, new_num_position_embeddings: int, method: str = "keep") -> None:
+        """`HfEmbedModel.resize_position_embeddings` on the embedding stage (same `method`s); the config follows."""
+        self.model.resize_position_embeddings(new_num_position_embeddings, method=method)
 
     def forward(
         self,
