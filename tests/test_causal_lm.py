@@ -118,13 +118,18 @@ def test_text_generation_pipeline(tmp_path):
 
 
 @pytest.mark.slow
-def test_peft_lora_trains_saves_reloads_and_merges(tmp_path, tiny_ids):
-    """LoRA with `task_type="CAUSAL_LM"` on the token table and an untied head: the merged model equals the adapter."""
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("tied", "targets"),
+    [(False, ["wte", "lm_head"]), (True, ["wpe"])],
+    ids=["untied-wte-and-head", "tied-wpe"],
+)
+def test_peft_lora_trains_saves_reloads_and_merges(tmp_path, tiny_ids, tied, targets):
+    """LoRA with `task_type="CAUSAL_LM"`: trains, generates, saves, reloads, and the merged model equals the adapter."""
     peft = pytest.importorskip("peft")
-    base = causal_lm("absolute", tie_word_embeddings=False)
+    base = causal_lm("absolute", tie_word_embeddings=tied)
     base.save_pretrained(tmp_path / "base")
-    lora = peft.LoraConfig(task_type="CAUSAL_LM", target_modules=["wte", "lm_head"], r=4, lora_alpha=8)
-    model = peft.get_peft_model(base, lora)
+    model = peft.get_peft_model(base, peft.LoraConfig(task_type="CAUSAL_LM", target_modules=targets, r=4, lora_alpha=8))
     assert type(model).__name__ == "PeftModelForCausalLM"
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.05)
     with torch.no_grad():
@@ -138,7 +143,7 @@ def test_peft_lora_trains_saves_reloads_and_merges(tmp_path, tiny_ids):
     with torch.no_grad():
         after = model(input_ids=tiny_ids, labels=tiny_ids).loss.item()
         tuned = model(input_ids=tiny_ids).logits
-    assert after < 0.9 * before, (before, after)
+    assert after < before - 0.1, (before, after)  # it learned
     prompt, ones = tiny_ids[:2, :3], torch.ones(2, 3, dtype=torch.long)
     generated = model.generate(input_ids=prompt, attention_mask=ones, max_new_tokens=4, do_sample=False, pad_token_id=0)
     assert torch.equal(generated, greedy_loop(model, prompt, ones, 4))
@@ -150,6 +155,7 @@ def test_peft_lora_trains_saves_reloads_and_merges(tmp_path, tiny_ids):
         assert torch.equal(reloaded.eval()(input_ids=tiny_ids).logits, tuned)
         merged = reloaded.merge_and_unload()
         assert type(merged) is HfEmbedForCausalLM
+        assert (merged.lm_head.weight is merged.model.embeddings.wte.weight) == tied
         torch.testing.assert_close(merged(tiny_ids).logits, tuned, rtol=1e-5, atol=1e-4)
 
 
