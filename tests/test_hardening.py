@@ -59,6 +59,10 @@ ANY_VALUE = st.one_of(
                 "head_dim",
                 "rope_theta",
                 "max_relative_distance",
+                "embedding_multiplier",
+                "embedding_layernorm",
+                "layer_norm_epsilon",
+                "unpadded_vocab_size",
                 "eos_token_id",
                 "pad_token_id",
             ]
@@ -74,7 +78,9 @@ def test_config_construction(values):
         assert any(f"`{name}`" in str(error) or name in str(error) for name in values) or "head_dim" in str(error)
         return
     for name, value in values.items():
-        if name != "initializer_range" or value is not None:
+        if name == "rope_theta" and config.position_embedding_type != "rotary":
+            assert config.rope_theta is None  # other schemes keep no RoPE settings
+        elif name != "initializer_range" or value is not None:
             assert getattr(config, name) == value or (value != value)  # NaN never gets here, but keep it honest
 
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import math
 
 import pytest
 import torch
 from transformers import AutoModel, LlamaConfig
+from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb as llama_apply_rotary_pos_emb
 from transformers.models.wav2vec2_bert.modeling_wav2vec2_bert import _apply_relative_key_position_encoding
 
 from helpers import SCHEMES, assert_same_positions, model_for
 from hf_embed import HfEmbedConfig, apply_rotary_pos_emb
+from hf_embed.configuration_hf_embed import ROPE_TYPES
 from hf_embed.position_embeddings import sinusoid_table
 
 
@@ -102,6 +106,142 @@ def test_rotary_equals_llama(head_dim, theta):
     reference = llama_apply_rotary_pos_emb(q, k, ref_cos, ref_sin)
     for a, b in zip(ours, reference, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+# One setting of each rope_type of the installed transformers (head_dim 16: 8 frequencies; original length 16).
+ROPE_CASES = {
+    "default": {"rope_type": "default", "rope_theta": 10000.0},
+    "linear": {"rope_type": "linear", "rope_theta": 10000.0, "factor": 4.0},
+    "dynamic": {"rope_type": "dynamic", "rope_theta": 10000.0, "factor": 2.0},
+    "yarn": {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "original_max_position_embeddings": 16},
+    "longrope": {
+        "rope_type": "longrope",
+        "rope_theta": 10000.0,
+        "short_factor": [1.0, 1.1, 1.2, 1.3, 1.5, 1.8, 2.0, 2.5],
+        "long_factor": [1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0],
+        "original_max_position_embeddings": 16,
+    },
+    "llama3": {
+        "rope_type": "llama3",
+        "rope_theta": 500000.0,
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 16,
+    },
+    "proportional": {"rope_type": "proportional", "rope_theta": 10000.0, "partial_rotary_factor": 0.5},
+}
+
+
+def llama_rotary(rope_parameters: dict, max_position_embeddings: int) -> LlamaRotaryEmbedding:
+    """transformers' own rotary module for a Llama of head_dim 16 with these settings."""
+    config = LlamaConfig(
+        hidden_size=64,
+        num_attention_heads=4,
+        head_dim=16,
+        max_position_embeddings=max_position_embeddings,
+        rope_parameters=copy.deepcopy(rope_parameters),
+    )
+    return LlamaRotaryEmbedding(config)
+
+
+def test_every_rope_type_of_transformers_is_covered():
+    assert ROPE_TYPES == ("default", *ROPE_INIT_FUNCTIONS)
+    assert set(ROPE_CASES) == set(ROPE_TYPES), "a new rope_type in transformers: add a case to ROPE_CASES"
+
+
+@pytest.mark.parametrize("rope_type", ROPE_CASES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rotary_equals_llama_for_every_rope_type(rope_type, dtype):
+    """Same config, same positions: the very `(cos, sin)` of `LlamaRotaryEmbedding` (torch.equal, fp32 and bf16).
+
+    Positions below and past the original length (16): longrope switches to its long factors there.
+    """
+    rope = ROPE_CASES[rope_type]
+    model = model_for("rotary", head_dim=16, max_position_embeddings=64, rope_parameters=rope).to(dtype)
+    llama = llama_rotary(rope, 64)
+    ids = torch.randint(0, 99, (3, 20), generator=torch.Generator().manual_seed(1))
+    for high in (16, 64):  # within the original length, then past it
+        if rope_type == "dynamic" and high > 16:
+            continue  # stateful past the original length: test_dynamic_rope_follows_transformers_call_by_call
+        position_ids = torch.randint(0, high, (3, 20), generator=torch.Generator().manual_seed(high))
+        cos, sin = model(ids, position_ids=position_ids).position_embeddings
+        x = torch.zeros(1, dtype=dtype)
+        ref_cos, ref_sin = llama(x, position_ids)
+        assert cos.dtype == sin.dtype == dtype and cos.shape == (3, 20, 16)
+        assert torch.equal(cos, ref_cos) and torch.equal(sin, ref_sin), (rope_type, high)
+    assert model.embeddings.wpe.attention_scaling == llama.attention_scaling
+
+
+def test_dynamic_rope_follows_transformers_call_by_call(tmp_path):
+    """Dynamic NTK is stateful in transformers: the frequencies of the longest call so far are kept until a call
+    shorter than the original length. Past the original length (16), each call equals Llama's after the same calls.
+    """
+    rope = ROPE_CASES["dynamic"]
+    model = model_for("rotary", head_dim=16, max_position_embeddings=16, rope_parameters=rope)
+    model.resize_position_embeddings(64)  # a longer limit; the original length is recorded
+    assert model.config.rope_parameters == {**rope, "original_max_position_embeddings": 16}
+    model.save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path)
+    llama = llama_rotary(rope, 16)  # transformers: max_position_embeddings is the original length
+    cos_at = {}
+    for length in (10, 40, 30, 50, 8, 20, 20):  # grow, stay, grow, back, grow, same
+        position_ids = torch.arange(length).unsqueeze(0)
+        ids = torch.zeros(1, length, dtype=torch.long)
+        ref_cos, ref_sin = llama(torch.zeros(1), position_ids)
+        for ours in (model, loaded):
+            cos, sin = ours(ids).position_embeddings
+            assert torch.equal(cos, ref_cos) and torch.equal(sin, ref_sin), length
+        cos_at.setdefault(length, []).append(cos)
+    assert not torch.equal(
+        cos_at[30][0],
+        model_for("rotary", head_dim=16, max_position_embeddings=64)(
+            torch.zeros(1, 30, dtype=torch.long)
+        ).position_embeddings[0],
+    ), "past the original length the frequencies are scaled"
+
+
+def test_rope_parameters_are_stored_as_transformers_stores_them(tmp_path):
+    config = HfEmbedConfig(position_embedding_type="rotary", head_dim=8, rope_theta=500000.0)  # an older config
+    assert config.rope_parameters == {"rope_type": "default", "rope_theta": 500000.0} and config.rope_theta == 500000.0
+    config.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["rope_parameters"] == {"rope_type": "default", "rope_theta": 500000.0} and "rope_theta" not in saved
+    old = {k: v for k, v in saved.items() if k != "rope_parameters"} | {"rope_theta": 20000.0}
+    (tmp_path / "config.json").write_text(json.dumps(old))  # as saved before rope_parameters
+    assert HfEmbedConfig.from_pretrained(tmp_path).rope_parameters == {"rope_type": "default", "rope_theta": 20000.0}
+    yarn = HfEmbedConfig(  # transformers' older names
+        position_embedding_type="rotary", max_position_embeddings=64, rope_scaling={"type": "yarn", "factor": 4.0}
+    )
+    llama = LlamaConfig(max_position_embeddings=64, rope_parameters={"rope_type": "yarn", "factor": 4.0})
+    assert yarn.rope_parameters == llama.rope_parameters  # original_max_position_embeddings added, as transformers
+    config.rope_theta = 1e6
+    assert config.rope_parameters["rope_theta"] == 1e6
+    absolute = HfEmbedConfig(rope_theta=10000.0)  # saved by every scheme before rope_parameters: no meaning here
+    assert absolute.rope_theta is None and "rope_parameters" not in absolute.to_dict()
+    with pytest.raises(ValueError, match=r"`rope_parameters` are for position_embedding_type='rotary', not 'absolute'"):
+        HfEmbedConfig(rope_parameters={"rope_type": "linear", "factor": 2.0})
+
+
+@pytest.mark.parametrize(
+    ("rope_parameters", "message"),
+    [
+        ({"rope_type": "ntk"}, r"`rope_parameters\['rope_type'\]` must be one of \('default', 'linear', 'dynamic'"),
+        ({"rope_type": "linear"}, r"for rope_type 'linear' need 'factor' \(transformers' ROPE_INIT_FUNCTIONS"),
+        ({"rope_type": "linear", "factor": 0}, r"`rope_parameters\['factor'\]` must be a positive number, got 0"),
+        ({"rope_type": "linear", "factor": "2"}, r"`rope_parameters\['factor'\]` must be a positive number, got '2'"),
+        ({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 4.0, "high_freq_factor": 4.0}, r"high_freq_factor"),
+        (
+            {"rope_type": "longrope", "short_factor": [1.0], "long_factor": [1.0] * 4},
+            r"`rope_parameters\['short_factor'\]` must be a list of head_dim / 2 = 4 positive numbers, got \[1.0\]",
+        ),
+        ({"rope_type": "linear", "factor": 2.0, "partial_rotary_factor": 0.5}, r"partial_rotary_factor.*=0.5"),
+        ({"rope_type": "default", "rope_theta": 1.0}, r"`rope_theta` must be a number > 1, got 1.0"),
+    ],
+)
+def test_bad_rope_parameters_are_refused_by_name(rope_parameters, message):
+    with pytest.raises(ValueError, match=message):
+        HfEmbedConfig(position_embedding_type="rotary", head_dim=8, rope_parameters=rope_parameters)
 
 
 def test_rotary_default_positions_broadcast_over_batch(tiny_ids):

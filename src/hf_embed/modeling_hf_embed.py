@@ -46,6 +46,7 @@ from .position_embeddings import (
     MAX_RELATIVE_ELEMENTS,
     LearnedPositionEmbedding,
     Positions,
+    RotaryPositionEmbedding,
     SinusoidalPositionEmbedding,
     apply_rotary_pos_emb,
     init_embedding_module,
@@ -419,6 +420,8 @@ class HfEmbeddings(nn.Module):
             wpe.num_positions = n
             wpe.table = torch.empty(n, wpe.dim, dtype=wpe.table.dtype, device=wpe.table.device)
             wpe.reset_table()
+        elif isinstance(wpe, RotaryPositionEmbedding):  # a dynamic scheme records its original length
+            wpe.set_max_positions(n)
         self.max_positions = n  # rotary, relative and none compute from positions: only the limit changes
 
     def _resized_table(self, table: torch.Tensor, n: int, method: str) -> torch.Tensor:
@@ -678,7 +681,9 @@ class HfEmbedModel(HfEmbedPreTrainedModel):
                 do), and growing appends rows initialized as at construction;
                 `"interpolate"`: the table is resampled linearly over the new length (first and last rows kept:
                 `torch.nn.functional.interpolate(mode="linear", align_corners=True)` along positions, in float32).
-                The sinusoidal table is recomputed at the new length; rotary, relative and none take the new limit.
+                The sinusoidal table is recomputed at the new length; rotary, relative and none take the new limit
+                (a dynamic-NTK rotary scheme keeps its original length, recorded as
+                `rope_parameters["original_max_position_embeddings"]`, and scales past it).
 
         Raises:
             ValueError: for a length that is not a positive integer, or an unknown `method`.
@@ -686,6 +691,9 @@ class HfEmbedModel(HfEmbedPreTrainedModel):
         """
         self.embeddings.resize_position_embeddings(new_num_position_embeddings, method=method)
         self.config.max_position_embeddings = new_num_position_embeddings
+        wpe = self.embeddings.wpe
+        if isinstance(wpe, RotaryPositionEmbedding) and wpe.rope_parameters != self.config.rope_parameters:
+            self.config.rope_parameters = dict(wpe.rope_parameters)  # dynamic NTK: the original length recorded
 
     # ----------------------------------------------------------------------- GPT-2 weights
 

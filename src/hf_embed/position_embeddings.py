@@ -2,8 +2,8 @@
 
 Shapes in comments use: B batch size, T sequence length (new tokens), P past length, D hidden size.
 
-This file imports only torch and `configuration_hf_embed`: `save_pretrained` copies it next to the
-weights for `trust_remote_code` loading.
+This file imports only torch, transformers and `configuration_hf_embed`: `save_pretrained` copies it next to
+the weights for `trust_remote_code` loading.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
-from .configuration_hf_embed import HfEmbedConfig
+from .configuration_hf_embed import HfEmbedConfig, rope_init_config
 
 
 @dataclass(slots=True)
@@ -136,27 +137,104 @@ class SinusoidalPositionEmbedding(PositionEmbedding):
 
 
 class RotaryPositionEmbedding(PositionEmbedding):
-    """Rotary position embedding (RoPE, Su et al. 2021) as in transformers' `LlamaRotaryEmbedding`.
+    """Rotary position embedding (RoPE, Su et al. 2021) with transformers' scaling rules, as `LlamaRotaryEmbedding`.
 
     Tokens pass unchanged; `forward` returns `(cos, sin)`, each (B or 1, T, dim), for attention layers to apply
     to queries and keys with `apply_rotary_pos_emb`. Computed from positions, so any length works.
+
+    The inverse frequencies and the attention scaling come from transformers' own code for `rope_parameters`
+    (a transformers v5 `rope_parameters` dict): `ROPE_INIT_FUNCTIONS[rope_type]` for the scaled types (linear,
+    dynamic, yarn, longrope, llama3, proportional, ...), `LlamaRotaryEmbedding.compute_default_rope_parameters` for
+    "default". `forward` then does what `LlamaRotaryEmbedding.forward` does, in the same order and in float32, so
+    the `(cos, sin)` are equal to its own for the same config and positions
+    (`tests/test_positions.py::test_rotary_equals_llama_for_every_rope_type`). Like transformers, the frequencies
+    are computed on the CPU once and moved to the device (plain attributes, not buffers: `.to(torch.bfloat16)` never
+    rounds them); only the dynamic rule computes on the device.
+
+    Two types depend on the positions of each call, as in transformers (`dynamic_rope_update`), where
+    `seq_len = max(position_ids) + 1` and "original" is the pretraining length:
+    - `"longrope"`: the long factors when `seq_len` exceeds the original length, else the short ones.
+    - `"dynamic"` (NTK) is stateful: when `seq_len` exceeds the longest length seen so far, the base is recomputed
+      for `seq_len` and kept; a call shorter than the original length goes back to the original frequencies. So
+      a call's `(cos, sin)` depend on the calls before it, exactly as `LlamaRotaryEmbedding`'s do (and so,
+      past the original length, embedding one token at a time differs from embedding the whole sequence).
+      `reset_dynamic_state()` forgets the calls seen.
     """
 
-    def __init__(self, dim: int, theta: float):
+    def __init__(self, dim: int, rope_parameters: dict | float = 10000.0, *, max_position_embeddings: int = 2048):
         super().__init__()
-        self.dim, self.theta = dim, float(theta)
+        if not isinstance(rope_parameters, dict):  # a bare base, as before `rope_parameters`
+            rope_parameters = {"rope_type": "default", "rope_theta": float(rope_parameters)}
+        self.dim = dim
+        self.rope_parameters = dict(rope_parameters)
+        self.rope_type = self.rope_parameters.get("rope_type", "default")
+        self.set_max_positions(max_position_embeddings)
 
-    def inv_freq(self, device) -> torch.Tensor:
-        # Recomputed (dim / 2 values) rather than kept as a buffer that `.to(bfloat16)` would round.
-        return 1.0 / (self.theta ** (torch.arange(0, self.dim, 2, dtype=torch.int64, device=device).float() / self.dim))
+    def set_max_positions(self, max_position_embeddings: int) -> None:
+        """Take a new `max_position_embeddings`; a dynamic scheme keeps its original length (recorded, if it was
+        the old limit, as `rope_parameters["original_max_position_embeddings"]`)."""
+        if self.rope_type == "dynamic" and hasattr(self, "max_position_embeddings"):
+            self.rope_parameters.setdefault("original_max_position_embeddings", self.max_position_embeddings)
+        self.max_position_embeddings = max_position_embeddings
+        self._rope_config = rope_init_config(
+            self.rope_parameters, head_dim=self.dim, max_position_embeddings=max_position_embeddings
+        )
+        self.original_length = self.rope_parameters.get("original_max_position_embeddings", max_position_embeddings)
+        self._cpu_inv_freq, self.attention_scaling = self._compute()  # the original frequencies (short, for longrope)
+        self._inv_freq = {}  # device -> the original frequencies there
+        self._long_inv_freq = None  # longrope: computed on first use
+        self.reset_dynamic_state()
+
+    def reset_dynamic_state(self) -> None:
+        """Dynamic NTK: forget the lengths seen; the next call starts from the original frequencies."""
+        self._dynamic_inv_freq = None  # None: the original frequencies
+        self._max_seq_len_cached = self.original_length
+
+    def _compute(self, device: torch.device | None = None, seq_len=None) -> tuple[torch.Tensor, float]:
+        """transformers' `(inv_freq, attention_scaling)` for this scheme, as `LlamaRotaryEmbedding` gets them."""
+        with torch.device("cpu"):  # as in transformers: tensors start on the CPU, then go to `device`
+            if self.rope_type == "default":
+                from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
+
+                return LlamaRotaryEmbedding.compute_default_rope_parameters(self._rope_config)
+            return ROPE_INIT_FUNCTIONS[self.rope_type](self._rope_config, device, seq_len=seq_len)
+
+    def inv_freq(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """(dim / 2,) float32 inverse frequencies before any per-call rule (dynamic, longrope), on `device`."""
+        device = torch.device(device)
+        if device not in self._inv_freq:
+            self._inv_freq[device] = self._cpu_inv_freq.to(device)
+        return self._inv_freq[device]
+
+    def _frequencies(self, position_ids: torch.Tensor) -> torch.Tensor:
+        """The (dim / 2,) inverse frequencies for this call's positions (see the class docstring)."""
+        device = position_ids.device
+        original = self.inv_freq(device)
+        if self.rope_type == "dynamic":
+            seq_len = torch.max(position_ids) + 1
+            if seq_len > self._max_seq_len_cached:  # growth: recompute for this length, on the device
+                self._dynamic_inv_freq, self.attention_scaling = self._compute(device, seq_len)
+                self._max_seq_len_cached = seq_len
+            if seq_len < self.original_length and self._max_seq_len_cached > self.original_length:  # back
+                self.reset_dynamic_state()
+            return original if self._dynamic_inv_freq is None else self._dynamic_inv_freq.to(device)
+        if self.rope_type == "longrope":
+            seq_len = torch.max(position_ids) + 1
+            if self._long_inv_freq is None:
+                self._long_inv_freq, _ = self._compute(device, self.original_length + 1)
+            return torch.where(seq_len > self.original_length, self._long_inv_freq.to(device), original)
+        return original
 
     def forward(
         self, position_ids: torch.Tensor, dtype: torch.dtype = torch.float32
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B or 1, T) positions -> (cos, sin), each (B or 1, T, dim), computed in float32 and cast to `dtype`."""
-        freqs = position_ids[..., None].float() * self.inv_freq(position_ids.device)  # (B, T, dim / 2)
+        freqs = position_ids[..., None].float() * self._frequencies(position_ids)  # (B, T, dim / 2)
         angles = torch.cat((freqs, freqs), dim=-1)  # (B, T, dim)
-        return angles.cos().to(dtype), angles.sin().to(dtype)
+        cos, sin = angles.cos(), angles.sin()
+        if self.attention_scaling != 1.0:  # yarn, longrope; x * 1.0 is x, so skipping it changes no bit
+            cos, sin = cos * self.attention_scaling, sin * self.attention_scaling
+        return cos.to(dtype), sin.to(dtype)
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -225,7 +303,10 @@ def position_module(config: HfEmbedConfig) -> PositionEmbedding:
     if kind == "sinusoidal":
         return SinusoidalPositionEmbedding(config.max_position_embeddings, config.hidden_size)
     if kind == "rotary":
-        return RotaryPositionEmbedding(config.position_dim, config.rope_theta)
+        rope_parameters = getattr(config, "rope_parameters", None) or {"rope_type": "default", "rope_theta": 10000.0}
+        return RotaryPositionEmbedding(
+            config.position_dim, rope_parameters, max_position_embeddings=config.max_position_embeddings
+        )
     if kind == "relative":
         k, d = config.max_relative_distance, config.position_dim
         return RelativePositionEmbedding(k, d, _weight=torch.empty(2 * k + 1, d))
