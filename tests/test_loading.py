@@ -116,7 +116,7 @@ def gpt2_folder(tmp_path):
 def test_a_gpt2_folder_is_refused_with_the_hint_to_convert_it(gpt2_folder, capsys):
     gpt2, folder = gpt2_folder
     for load in (HfEmbedModel.from_pretrained, HfEmbedForCausalLM.from_pretrained):
-        with pytest.raises(ValueError, match=r"is a transformers GPT-2 checkpoint .*HfEmbedModel.from_gpt2"):
+        with pytest.raises(ValueError, match=r"is a transformers GPT-2 checkpoint .*HfEmbedModel.from_transformers"):
             load(folder)
     converted = HfEmbedModel.from_gpt2(folder)
     assert torch.equal(converted.embeddings.wte.weight, gpt2.transformer.wte.weight)

@@ -248,6 +248,7 @@ def test_save_pretrained_layout(tiny_config, tmp_path):
     code = [
         "atomic_write.py",
         "configuration_hf_embed.py",
+        "families.py",
         "loading.py",
         "modeling_hf_embed.py",
         "position_embeddings.py",

@@ -18,6 +18,7 @@ MODEL_FILES = (
     "validation.py",
     "atomic_write.py",
     "loading.py",
+    "families.py",
 )
 
 

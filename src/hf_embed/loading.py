@@ -3,10 +3,11 @@
 transformers loads what matches and fills the rest with freshly initialized tables, reporting it on stderr.
 For a model that is nothing but its tables that is a silent wrong answer, so hf-embed refuses, before or
 after transformers reads the weights: a local path that does not exist (no Hub request), a folder without
-`config.json`, a checkpoint of another model type (GPT-2: with the hint to convert it), missing, unexpected
+`config.json`, a checkpoint of another model type (GPT-2, Llama...: with the hint to convert it), missing, unexpected
 or renamed tensors, and tensors whose shape or dtype disagrees with `config.json`.
 
-This file imports only transformers and the standard library: `save_pretrained` copies it next to the weights.
+This file imports only transformers, the standard library and `families`: `save_pretrained` copies it next to the
+weights.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import threading
 from contextlib import contextmanager
 
 from transformers.utils import cached_file
+
+from .families import FAMILIES
 
 HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
 HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "proxies", "revision", "subfolder", "token")
@@ -71,7 +74,7 @@ def read_config_dict(name, folder: str | None, kwargs: dict, *, required: bool =
 
     Raises:
         FileNotFoundError: a local folder without `config.json`, when `required`.
-        ValueError: a `config.json` of another model type (a transformers GPT-2 gets the hint to convert it).
+        ValueError: a `config.json` of another model type (one of `families.FAMILIES` gets the hint to convert it).
     """
     from transformers import PretrainedConfig
 
@@ -94,11 +97,12 @@ def read_config_dict(name, folder: str | None, kwargs: dict, *, required: bool =
     else:
         config, _ = PretrainedConfig.get_config_dict(name, **{k: kwargs[k] for k in HUB_KWARGS if k in kwargs})
     model_type = config.get("model_type") if isinstance(config, dict) else None
-    if model_type == "gpt2":
+    if model_type in FAMILIES:
+        where, family = os.fspath(name), FAMILIES[model_type].name
+        cli = f" or `hf-embed init --from-gpt2 {where} --output NEW_FOLDER`" if model_type == "gpt2" else ""
         raise ValueError(
-            f"{os.fspath(name)} is a transformers GPT-2 checkpoint (model_type 'gpt2'), not an hf-embed model; import "
-            f"its tables with HfEmbedModel.from_gpt2({os.fspath(name)!r}) or `hf-embed init --from-gpt2 "
-            f"{os.fspath(name)} --output NEW_FOLDER`"
+            f"{where} is a transformers {family} checkpoint (model_type {model_type!r}), not an hf-embed model; import "
+            f"its embedding stage with HfEmbedModel.from_transformers({where!r}){cli}"
         )
     if model_type is not None and model_type != "hf_embed":
         raise ValueError(f"{os.fspath(name)}: config.json is for model_type {model_type!r}, not an hf-embed model")

@@ -31,7 +31,8 @@ from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutput, CausalLMOutput
 
 from .atomic_write import read_folder_consistently, write_folder_atomically
-from .configuration_hf_embed import HfEmbedConfig
+from .configuration_hf_embed import SQRT_HIDDEN_SIZE, HfEmbedConfig
+from .families import base_model_of, family_of, stage_settings
 from .loading import (
     check_dtypes,
     check_loading_info,
@@ -171,6 +172,21 @@ def _cached_tokens(cache) -> int:
 # --------------------------------------------------------------------------- the layer
 
 ADDED_SCHEMES = ("absolute", "sinusoidal")  # position rows added to the token rows; the others feed attention
+FLOAT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def multiplier_for(embedding_multiplier: float | str, hidden_size: int, dtype: torch.dtype) -> float:
+    """The number token rows of `dtype` are multiplied by (`HfEmbedConfig.embedding_multiplier`).
+
+    A number is used as it is, as transformers' Granite does (`inputs_embeds * config.embedding_multiplier`; torch
+    computes half-precision products in float32). `"sqrt_hidden_size"` is Gemma's `embed_scale`: sqrt(hidden_size)
+    held as a float32 tensor and cast to the weights' dtype before the product (transformers 5.24,
+    `GemmaTextScaledWordEmbedding`), so in bfloat16 it is 45.25 for hidden size 2048, not float32's 45.254833.
+    (Rounding through float32 or straight to bfloat16/float16 agrees for every hidden size up to 200000.)
+    """
+    if embedding_multiplier == SQRT_HIDDEN_SIZE:
+        return torch.tensor(hidden_size**0.5, dtype=torch.float32, device="cpu").to(dtype).item()  # (meta at load)
+    return float(embedding_multiplier)
 
 
 class HfEmbeddings(nn.Module):
@@ -199,14 +215,22 @@ class HfEmbeddings(nn.Module):
         V, D = config.vocab_size, config.hidden_size
         self.wte = nn.Embedding(V, D, sparse=config.sparse_gradients, _weight=torch.empty(V, D))  # filled below
         self.wpe = position_module(config)
+        # Gemma's or Granite's multiplier on the token rows, per dtype (None: 1, nothing to do); BLOOM's LayerNorm
+        self.embedding_multiplier = config.embedding_multiplier
+        self.multipliers = None
+        if multiplier_for(self.embedding_multiplier, D, torch.float32) != 1.0:
+            self.multipliers = {dtype: multiplier_for(self.embedding_multiplier, D, dtype) for dtype in FLOAT_DTYPES}
+        self.norm = nn.LayerNorm(D, eps=config.layer_norm_epsilon) if config.embedding_layernorm else None
         self.drop = nn.Dropout(config.embedding_dropout)
         if initialize:
             self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Draw the tables as at construction: `wte`, then `wpe` (`init_embedding_module`)."""
-        for module in (self.wte, self.wpe):
-            init_embedding_module(module, self.initializer_range)
+        """Draw the tables as at construction: `wte`, then `wpe` (`init_embedding_module`); the norm is ones and
+        zeros (no random numbers drawn)."""
+        for module in (self.wte, self.wpe, self.norm):
+            if module is not None:
+                init_embedding_module(module, self.initializer_range)
 
     def forward(
         self,
@@ -218,12 +242,18 @@ class HfEmbeddings(nn.Module):
         *,
         token_type_ids: torch.LongTensor | None = None,
     ):
-        """ids -> token rows -> position information -> dropout: (B, T) -> ((B, T, D), position embeddings).
+        """ids -> token rows -> (multiplier) -> position information -> (norm) -> dropout.
 
-        The reference is GPT-2's stage, `drop(wte(input_ids) + wpe(position_ids))`, and this computes it bit for bit
-        (`tests/test_fast_path.py::test_fast_path_is_bit_identical_to_reference`; against `GPT2Model` itself,
-        `tests/test_modeling.py::test_gpt2_parity`). `inputs_embeds` (B, T, D) may replace the token rows;
-        `token_type_ids` (B or 1, T) are embedded with `wte` and added after the positions, as GPT-2 does.
+        (B, T) -> ((B, T, D), position embeddings). The reference is GPT-2's stage, `drop(wte(input_ids) +
+        wpe(position_ids))`, and this computes it bit for bit (`tests/test_fast_path.py::
+        test_fast_path_is_bit_identical_to_reference`; against `GPT2Model` itself,
+        `tests/test_modeling.py::test_gpt2_parity`). `inputs_embeds` (B, T, D) may replace the token rows (and are
+        multiplied like them, so `inputs_embeds=wte(ids)` gives the output of `ids`); `token_type_ids` (B or 1, T)
+        are embedded with `wte` and added after the positions, as GPT-2 does. Other families' options, each one
+        line and nothing at all when off: `embedding_multiplier` (Gemma's sqrt(D) in the model's dtype, Granite's
+        number) on the token rows, as `GemmaModel`/`GraniteModel` do; `embedding_layernorm` on the sum, as BLOOM's
+        `word_embeddings_layernorm`, with dropout after it as in BERT and GPT-2 (dropout is the stage's last step)
+        (`tests/test_families.py`).
 
         The fast path changes how, not what: for a stock `wte` (`_is_stock_embedding`) the token rows are one
         gather of our own, and for a stock `wpe` (`_stock_position_table`) contiguous positions are a slice of
@@ -238,12 +268,24 @@ class HfEmbeddings(nn.Module):
             hidden_states, owned = self._token_rows(input_ids)  # (B, T, D); owned: a fresh gather of ours
         else:
             hidden_states, owned = inputs_embeds, False  # a caller's tensor is never modified
+        if self.multipliers is not None:
+            hidden_states = self._multiply(hidden_states, owned)  # Gemma: wte(ids) * sqrt(D) in the model's dtype
         hidden_states, position_embeddings = self.position_information(hidden_states, positions, owned=owned)
         if token_type_ids is not None:
             hidden_states = hidden_states + self._token_type_embeddings(token_type_ids, batch, seq_len)
+        if self.norm is not None:
+            hidden_states = self.norm(hidden_states)  # BLOOM's word_embeddings_layernorm, on the sum
         if self.training and self.drop.p > 0:
             hidden_states = self.drop(hidden_states)
         return hidden_states, position_embeddings
+
+    def _multiply(self, hidden_states: torch.Tensor, owned: bool) -> torch.Tensor:
+        """(B, T, D) token rows times `embedding_multiplier` as rounded for their dtype (in place into our own)."""
+        multiplier = self.multipliers.get(hidden_states.dtype)
+        if multiplier is None:  # a dtype not precomputed (float64, ...)
+            multiplier = multiplier_for(self.embedding_multiplier, self.hidden_size, hidden_states.dtype)
+            self.multipliers[hidden_states.dtype] = multiplier
+        return hidden_states.mul_(multiplier) if owned else hidden_states * multiplier
 
     def token_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
         """`wte(input_ids)`, (B, T) -> (B, T, D), with out-of-vocabulary ids reported by value and index."""
@@ -695,54 +737,87 @@ class HfEmbedModel(HfEmbedPreTrainedModel):
         if isinstance(wpe, RotaryPositionEmbedding) and wpe.rope_parameters != self.config.rope_parameters:
             self.config.rope_parameters = dict(wpe.rope_parameters)  # dynamic NTK: the original length recorded
 
-    # ----------------------------------------------------------------------- GPT-2 weights
+    # ----------------------------------------------------------------------- transformers weights
+
+    @classmethod
+    def from_transformers(cls, model_or_path, **config_overrides) -> HfEmbedModel:
+        """Build the hf-embed model of a transformers model's embedding stage, with its tables.
+
+        Families (`families.FAMILIES`): GPT-2, Llama, Mistral, Qwen2, Gemma, BLOOM; the base model or any model
+        around it (`LlamaForCausalLM`, `GPT2LMHeadModel`, ...). The result's `last_hidden_state` equals their
+        `hidden_states[0]` (`output_hidden_states=True`, eval mode) and, for the rotary families, its
+        `position_embeddings` equal their rotary `(cos, sin)`; the tables keep their dtype.
+
+        Args:
+            model_or_path: a transformers model, or the folder / Hub id of a saved one (loaded with `AutoModel`,
+                the whole base model: the tables are then copied out of it).
+            config_overrides: `HfEmbedConfig` fields to set instead of the family's (`max_position_embeddings=`
+                for BLOOM, which has no length of its own).
+
+        Raises:
+            ValueError: an architecture outside the families, naming the supported ones.
+            TypeError: something that is not a transformers model or a path.
+        """
+        if isinstance(model_or_path, (str, bytes)) or hasattr(model_or_path, "__fspath__"):
+            from transformers import AutoConfig, AutoModel
+
+            family_of(AutoConfig.from_pretrained(model_or_path))  # an unsupported one fails before any weight loads
+            model_or_path = AutoModel.from_pretrained(model_or_path)
+        base = base_model_of(model_or_path)
+        family = family_of(model_or_path.config)
+        config = HfEmbedConfig(**{**family.config(model_or_path.config, base), **config_overrides})
+        with init.no_init_weights():
+            model = cls(config)
+        tensors = {ours: base.get_parameter(theirs).detach() for ours, theirs in family.tables.items()}
+        model.embeddings.load_state_dict(tensors)
+        return model.to(tensors["wte.weight"].dtype)
+
+    @torch.no_grad()
+    def to_transformers(self, model):
+        """Write this model's tables into a transformers model of a supported family; a tied LM head follows.
+
+        The two embedding stages must be the same computation (`families.STAGE_FIELDS`: scheme, RoPE settings,
+        multiplier, norm) and the tables the same shapes; then `model`'s `hidden_states[0]` equals this model's
+        `last_hidden_state`. Returns `model`.
+
+        Raises:
+            ValueError: the stages differ (each difference named) or a table's shape differs.
+            TypeError: `model` is not a transformers model.
+        """
+        base = base_model_of(model)
+        family = family_of(model.config)
+        theirs = HfEmbedConfig(**family.config(model.config, base))
+        mine, other = stage_settings(self.config), stage_settings(theirs)
+        differences = [
+            f"{name} {mine[name]!r} here, {other[name]!r} in {family.name}"
+            for name in mine
+            if mine[name] != other[name]
+        ]
+        if differences:
+            raise ValueError(
+                f"cannot write this model's tables into {type(model).__name__}: the embedding stages differ ("
+                + "; ".join(differences)
+                + ")"
+            )
+        for ours, their_name in family.tables.items():
+            source, target = self.embeddings.get_parameter(ours), base.get_parameter(their_name)
+            if target.shape != source.shape:
+                mine, other = tuple(source.shape), tuple(target.shape)
+                raise ValueError(f"`{ours.split('.')[0]}` shapes differ: this model {mine}, {family.name} {other}")
+        for ours, their_name in family.tables.items():
+            base.get_parameter(their_name).copy_(self.embeddings.get_parameter(ours))
+        return model
 
     @classmethod
     def from_gpt2(cls, gpt2, **config_overrides) -> HfEmbedModel:
-        """Build from a transformers GPT-2 (`GPT2Model`, `GPT2LMHeadModel`, or a path / Hub id of one).
+        """`from_transformers` for a transformers GPT-2 (`GPT2Model`, `GPT2LMHeadModel`, or a path / Hub id)."""
+        return cls.from_transformers(gpt2, **config_overrides)
 
-        Copies `wte` and `wpe`; the result equals GPT-2's embedding stage (eval mode).
-        """
-        if isinstance(gpt2, (str, bytes)) or hasattr(gpt2, "__fspath__"):
-            from transformers import GPT2Model
-
-            gpt2 = GPT2Model.from_pretrained(gpt2)
-        transformer = _gpt2_transformer(gpt2)
-        g = gpt2.config
-        config = HfEmbedConfig(
-            vocab_size=transformer.wte.num_embeddings,
-            hidden_size=g.n_embd,
-            max_position_embeddings=transformer.wpe.num_embeddings,
-            embedding_dropout=float(g.embd_pdrop),
-            initializer_range=g.initializer_range,
-            bos_token_id=g.bos_token_id if g.bos_token_id is not None and g.bos_token_id < g.vocab_size else None,
-            eos_token_id=g.eos_token_id if isinstance(g.eos_token_id, int) and g.eos_token_id < g.vocab_size else None,
-            **config_overrides,
-        )
-        with init.no_init_weights():
-            model = cls(config)
-        model.load_state_dict(
-            {
-                "embeddings.wte.weight": transformer.wte.weight.detach(),
-                "embeddings.wpe.weight": transformer.wpe.weight.detach(),
-            }
-        )
-        return model.to(transformer.wte.weight.dtype)
-
-    @torch.no_grad()
     def to_gpt2(self, gpt2):
-        """Write `wte` and `wpe` into a transformers `GPT2Model`/`GPT2LMHeadModel` (a tied head follows)."""
-        transformer = _gpt2_transformer(gpt2)
-        for name in ("wte", "wpe"):
-            source = getattr(self.embeddings, name)
-            target = getattr(transformer, name)
-            if not isinstance(source, nn.Embedding):
-                raise ValueError(f"GPT-2 has a learned `{name}` table; this model's is {type(source).__name__}")
-            if target.weight.shape != source.weight.shape:
-                mine, theirs = tuple(source.weight.shape), tuple(target.weight.shape)
-                raise ValueError(f"`{name}` shapes differ: this model {mine}, GPT-2 {theirs}")
-            target.weight.copy_(source.weight)
-        return gpt2
+        """`to_transformers` for a transformers GPT-2 (`GPT2Model`, `GPT2LMHeadModel`); a tied head follows."""
+        if getattr(getattr(gpt2, "config", None), "model_type", None) != "gpt2":
+            raise TypeError(f"expected a transformers GPT-2 model with `wte` and `wpe`, got {type(gpt2).__name__}")
+        return self.to_transformers(gpt2)
 
 
 class HfEmbedForCausalLM(HfEmbedPreTrainedModel, GenerationMixin):
@@ -869,15 +944,6 @@ class HfEmbedForCausalLM(HfEmbedPreTrainedModel, GenerationMixin):
     @classmethod
     def _supports_default_dynamic_cache(cls) -> bool:
         return False  # no attention, nothing to cache
-
-
-def _gpt2_transformer(gpt2) -> nn.Module:
-    transformer = getattr(gpt2, "transformer", gpt2)
-    if not isinstance(getattr(transformer, "wte", None), nn.Embedding) or not isinstance(
-        getattr(transformer, "wpe", None), nn.Embedding
-    ):
-        raise TypeError(f"expected a transformers GPT-2 model with `wte` and `wpe`, got {type(gpt2).__name__}")
-    return transformer
 
 
 __all__ = [

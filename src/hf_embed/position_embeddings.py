@@ -314,7 +314,8 @@ def position_module(config: HfEmbedConfig) -> PositionEmbedding:
 
 
 def init_embedding_module(module: nn.Module, std: float | None) -> None:
-    """Initialize a module of the embedding stage as at construction: tables normal(0, `std`), sinusoid recomputed.
+    """Initialize a module of the embedding stage as at construction: tables normal(0, `std`), sinusoid recomputed,
+    a LayerNorm ones and zeros (loaded and meta tensors are left alone).
 
     Anything else (rotary, none, dropout) has nothing to initialize.
     """
@@ -322,6 +323,11 @@ def init_embedding_module(module: nn.Module, std: float | None) -> None:
         init_table(module.weight, std)
     elif isinstance(module, SinusoidalPositionEmbedding):
         module.reset_table()  # a non-persistent buffer: never loaded, so always refilled
+    elif isinstance(module, nn.LayerNorm):  # the embedding norm: ones and zeros, as at construction
+        for tensor, value in ((module.weight, 1.0), (module.bias, 0.0)):
+            if tensor is not None and not tensor.is_meta and not getattr(tensor, "_is_hf_initialized", False):
+                with torch.no_grad():
+                    tensor.fill_(value)
 
 
 def position_ids_from_attention_mask(attention_mask: torch.Tensor) -> torch.Tensor:
