@@ -327,6 +327,7 @@ def test_save_keeps_other_files_and_drops_stale_shards(tmp_path):
     code = [
         "atomic_write.py",
         "configuration_hf_embed.py",
+        "families.py",
         "loading.py",
         "modeling_hf_embed.py",
         "position_embeddings.py",
