@@ -402,6 +402,17 @@ if __name__ != "__main__":
             "not follow max_position_embeddings",
             "none": "no position embeddings, so no table to resize",
         },
+        # The RoPE-scaling test runs the model on 1.5 x max_position_embeddings tokens, which a Llama allows;
+        # hf-embed refuses a sequence past its limit in every scheme (a ValueError naming it). The scaled
+        # frequencies are checked against LlamaRotaryEmbedding for every rope_type instead
+        # (tests/test_positions.py::test_rotary_equals_llama_for_every_rope_type).
+        **{
+            f"test_model_rope_scaling_from_config_{i}_{kind}": {
+                "rotary": "runs past max_position_embeddings, which hf-embed refuses; the scaled (cos, sin) are "
+                "compared with LlamaRotaryEmbedding's in tests/test_positions.py"
+            }
+            for i, kind in enumerate(("linear", "dynamic", "yarn"))
+        },
     }
 
     def conditional_skips(test_case) -> dict[str, str]:
