@@ -23,11 +23,6 @@ __version__ = "0.1.0"
 AutoConfig.register(HfEmbedConfig.model_type, HfEmbedConfig, exist_ok=True)
 AutoModel.register(HfEmbedConfig, HfEmbedModel, exist_ok=True)
 AutoModelForCausalLM.register(HfEmbedConfig, HfEmbedForCausalLM, exist_ok=True)
-# `save_pretrained` then writes `auto_map` and copies the two model files next to the weights,
-# so `AutoModel.from_pretrained(dir, trust_remote_code=True)` works without this package.
-HfEmbedConfig.register_for_auto_class()
-HfEmbedModel.register_for_auto_class("AutoModel")
-HfEmbedForCausalLM.register_for_auto_class("AutoModelForCausalLM")
 
 __all__ = [
     "HfEmbedConfig",

@@ -105,6 +105,10 @@ class HfEmbedConfig(PretrainedConfig):
     """
 
     model_type = "hf_embed"
+    # What `register_for_auto_class()` sets: `save_pretrained` writes `auto_map` and copies the model files, so
+    # `AutoConfig.from_pretrained(folder, trust_remote_code=True)` works without this package. A class attribute,
+    # not that call: the call imports transformers' Auto modules, which a model file must not do at import time.
+    _auto_class = "AutoConfig"
     attribute_map = {
         "n_embd": "hidden_size",
         "n_positions": "max_position_embeddings",

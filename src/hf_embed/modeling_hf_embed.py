@@ -648,6 +648,8 @@ class HfEmbedPreTrainedModel(PreTrainedModel):
 class HfEmbedModel(HfEmbedPreTrainedModel):
     """The embedding stage as a Hugging Face model: `last_hidden_state` is (B, T, D)."""
 
+    _auto_class = "AutoModel"  # as `register_for_auto_class("AutoModel")` sets it (see HfEmbedConfig._auto_class)
+
     def __init__(self, config: HfEmbedConfig):
         super().__init__(config)
         # `post_init` fills the tables (`_init_weights`, wte then wpe: the numbers `HfEmbeddings(config)` draws),
@@ -831,6 +833,7 @@ class HfEmbedForCausalLM(HfEmbedPreTrainedModel, GenerationMixin):
     padding) or the extended `position_ids`, exactly as a hand-written loop calling the model would.
     """
 
+    _auto_class = "AutoModelForCausalLM"  # as `register_for_auto_class("AutoModelForCausalLM")` sets it
     _tied_weights_keys = {"lm_head.weight": "model.embeddings.wte.weight"}
     # Tensor parallel, as transformers' tied-head models (LFM2, GPT-NeoX) plan it: `wte` is split over the
     # vocabulary (`embedding_rowwise`, rows of the (V, D) table), and the head, which IS that table, is split
