@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -146,3 +147,72 @@ def test_init_from_gpt2(tmp_path, capsys):
 
     model = HfEmbedModel.from_pretrained(tmp_path / "m")
     assert torch.equal(model.embeddings.wte.weight, gpt2.transformer.wte.weight)
+
+
+# --------------------------------------------------------------------------- start-up and argument checks
+
+HEAVY = ("torch", "transformers", "numpy", "tokenizers", "safetensors")
+COMMANDS = ["demo", "init", "embed", "inspect", "push", "plot-positions", "tokenize", "train-tokenizer"]
+
+
+@pytest.mark.slow
+def test_help_and_argument_errors_import_nothing_heavy(tmp_path):
+    """`--help`, `COMMAND --help` and every kind of argument error answer before torch or transformers load."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "a.txt").write_text("some text", encoding="utf-8")
+    folder, text, missing = str(tmp_path / "folder"), str(tmp_path / "a.txt"), str(tmp_path / "missing")
+    cases = [
+        (["--help"], 0),
+        *(([command, "--help"], 0) for command in COMMANDS),
+        (["no-such-command"], 2),
+        (["embed", folder, "--text", "x", "--output", "e.npz"], 2),
+        (["embed", missing, "--text", "x", "--output", "e.npy"], 1),
+        (["embed", folder, "--file", missing, "--output", "e.npy"], 1),
+        (["embed", folder, "--text", "x", "--output", text], 2),
+        (["init", "--preset", "no-such-preset", "--output", folder], 2),
+        (["init", "--position-embedding-type", "alibi", "--output", folder], 2),
+        (["init", "--output", text], 1),
+        (["inspect", missing], 1),
+        (["inspect", folder, "--top", "0"], 2),
+        (["push", missing, "user/name"], 1),
+        (["plot-positions", "--preset", "tiny", "--output", "p.jpg"], 2),
+        (["plot-positions", "--preset", "tiny", "--positions", "0"], 2),
+        (["plot-positions", "--model", folder, "--position-embedding-type", "rotary"], 1),
+        (["tokenize", missing, "--output", "t.bin"], 1),
+        (["tokenize", folder, "--output", "t.bin"], 1),
+        (["tokenize", text, "--output", text], 1),
+        (["tokenize", text, "--output", "t.bin", "--threads", "0"], 2),
+        (["tokenize", text, "--output", "t.bin", "--num-shards", "2", "--shard-index", "2"], 1),
+        (["train-tokenizer", text, "--vocab-size", "257", "--output", folder], 2),
+        (["train-tokenizer", missing, "--vocab-size", "300", "--output", folder], 1),
+        (["train-tokenizer", text, "--vocab-size", "300", "--output", text], 1),
+    ]
+    code = f"""
+import contextlib, io, json, sys
+from hf_embed.cli import main
+results = []
+for argv, _ in {cases!r}:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
+        try:
+            status = main(argv)
+        except SystemExit as exit:
+            status = exit.code
+    results.append([argv, status, err.getvalue()[-300:], sorted(m for m in {HEAVY!r} if m in sys.modules)])
+print(json.dumps(results))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for (argv, status, err, heavy), (_, expected) in zip(json.loads(done.stdout), cases, strict=True):
+        assert (status, heavy) == (expected, []), (argv, err)
+        assert expected == 0 or "error:" in err, (argv, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "folder"]  # nothing written
+
+
+def test_argument_choices_agree_with_the_package():
+    """The CLI lists presets and position schemes without importing the configuration; they must agree."""
+    from hf_embed.cli.common import POSITION_EMBEDDING_TYPES, preset_names
+    from hf_embed.configuration_hf_embed import POSITION_EMBEDDING_TYPES as CONFIG_TYPES
+    from hf_embed.configuration_hf_embed import available_presets
+
+    assert POSITION_EMBEDDING_TYPES == CONFIG_TYPES
+    assert preset_names() == available_presets()

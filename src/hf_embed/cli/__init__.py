@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -47,6 +48,18 @@ def _terminate(signum, frame) -> None:
     raise Terminated
 
 
+def _disable_hub_progress_bars() -> None:
+    """No per-file bars from transformers and huggingface_hub (our long jobs show their own), without importing
+    them: commands that never load a model must not pay for the import."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # read when huggingface_hub is imported (transformers follows)
+    hub_utils = sys.modules.get("huggingface_hub.utils")
+    if hub_utils is not None:  # imported already: tell it, and transformers, directly
+        hub_utils.disable_progress_bars()
+    hf_logging = sys.modules.get("transformers.utils.logging")
+    if hf_logging is not None:
+        hf_logging.disable_progress_bar()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -54,9 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # transformers' per-file bars; our long jobs show their own
+        _disable_hub_progress_bars()
         return args.func(args)
     except (KeyboardInterrupt, Terminated) as signalled:
         if args.debug:

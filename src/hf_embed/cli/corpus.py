@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import load_tokenizer, save_tokenizer
+from .common import check_files, check_output_folder, int_at_least, load_tokenizer, save_tokenizer
 
 
 def add_tokenize(subparsers) -> None:
@@ -26,9 +26,9 @@ def add_tokenize(subparsers) -> None:
     p.add_argument("--tokenizer", default="gpt2", help="'gpt2' (built in, offline) or a saved tokenizer folder")
     p.add_argument("--eos-between-files", action="store_true", help="put the eos token between files")
     p.add_argument("--dtype", choices=["uint16", "uint32"], help="token dtype (default: the smallest that fits)")
-    p.add_argument("--threads", type=int, help="encoding threads (default: all cores)")
-    p.add_argument("--num-shards", type=int, default=1, help="split the files into this many shards")
-    p.add_argument("--shard-index", type=int, default=0, help="which shard this process writes (0-based)")
+    p.add_argument("--threads", type=int_at_least(1), help="encoding threads (default: all cores)")
+    p.add_argument("--num-shards", type=int_at_least(1), default=1, help="split the files into this many shards")
+    p.add_argument("--shard-index", type=int_at_least(0), default=0, help="which shard this process writes (0-based)")
     p.set_defaults(func=_tokenize)
 
 
@@ -36,9 +36,14 @@ def _tokenize(args: argparse.Namespace) -> int:
     import time
 
     from ..atomic_write import check_output_is_not_an_input
+
+    if args.shard_index >= args.num_shards:
+        raise ValueError(f"--shard-index {args.shard_index} is outside 0..{args.num_shards - 1} (--num-shards)")
+    check_files(args.files)
+    check_output_is_not_an_input(args.output, args.files)  # before the tokenizer loads: fail at once
+
     from ..token_files import tokenize_files
 
-    check_output_is_not_an_input(args.output, args.files)  # before the tokenizer loads: fail at once
     tokenizer = load_tokenizer(args.tokenizer)
     start = time.perf_counter()
     header = tokenize_files(
@@ -72,18 +77,28 @@ def add_train_tokenizer(subparsers) -> None:
         ),
     )
     p.add_argument("files", nargs="+", type=Path, help="UTF-8 text files to learn from")
-    p.add_argument("--vocab-size", type=int, required=True, help="vocabulary size, bytes and <|endoftext|> included")
-    p.add_argument("--min-frequency", type=int, default=2, help="merge only pairs seen this often (default: 2)")
+    p.add_argument(
+        "--vocab-size",
+        type=int_at_least(258),
+        required=True,
+        help="vocabulary size, the 256 bytes and <|endoftext|> included (at least 258)",
+    )
+    p.add_argument(
+        "--min-frequency", type=int_at_least(0), default=2, help="merge only pairs seen this often (default: 2)"
+    )
     p.add_argument("--output", type=Path, required=True, help="folder to save the tokenizer into")
     p.set_defaults(func=_train_tokenizer)
 
 
 def _train_tokenizer(args: argparse.Namespace) -> int:
+    from ..atomic_write import check_output_is_not_an_input
+
+    check_files(args.files)
+    check_output_folder(args.output)
+    check_output_is_not_an_input(args.output, args.files)
+
     from ..tokenization import train_tokenizer
 
-    for path in args.files:
-        if path.is_dir():
-            raise ValueError(f"{path}: is a directory, not a text file")
     tokenizer = train_tokenizer(
         args.files, args.vocab_size, min_frequency=args.min_frequency, files=True, show_progress=sys.stderr.isatty()
     )

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..sample_text import SAMPLE_TEXT
-from .common import read_text, save_folder
+from .common import check_files, check_output_folder, read_text, save_folder
 
 
 def add_demo(subparsers) -> None:
@@ -30,13 +30,17 @@ def add_demo(subparsers) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    check_output_folder(args.output)
+    if args.text_file is not None:
+        check_files([args.text_file])
+    text = SAMPLE_TEXT if args.text_file is None else read_text(args.text_file)
+
     import torch
     from transformers import AutoModel, AutoTokenizer
 
     from .. import HfEmbedConfig, HfEmbedModel, create_dataloader, gpt2_tokenizer
     from ..tokenization import check_vocab_compatible
 
-    text = SAMPLE_TEXT if args.text_file is None else read_text(args.text_file)
     tokenizer = gpt2_tokenizer()
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     print(f"text: {len(text)} characters -> {len(ids)} GPT-2 token ids")

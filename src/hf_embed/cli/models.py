@@ -5,7 +5,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import load_tokenizer, read_text, save_folder
+from .common import (
+    POSITION_EMBEDDING_TYPES,
+    check_files,
+    check_model_folder,
+    check_output_folder,
+    int_at_least,
+    load_tokenizer,
+    path_with_suffix,
+    preset_names,
+    read_text,
+    save_folder,
+)
 
 
 def add_init(subparsers) -> None:
@@ -16,9 +27,9 @@ def add_init(subparsers) -> None:
         "checkpoint's tables, and save it with its tokenizer into a folder that AutoModel/AutoTokenizer load.",
     )
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--preset", default="gpt2", help="preset name (default: %(default)s)")
+    source.add_argument("--preset", default="gpt2", choices=preset_names(), help="preset name (default: %(default)s)")
     source.add_argument("--from-gpt2", help="a GPT-2 folder or Hub id whose wte/wpe to import")
-    p.add_argument("--position-embedding-type", help="absolute, sinusoidal, rotary, relative or none")
+    p.add_argument("--position-embedding-type", choices=POSITION_EMBEDDING_TYPES, help="the position scheme")
     p.add_argument("--tokenizer", default="gpt2", help="'gpt2' (built in) or a saved tokenizer folder")
     p.add_argument("--seed", type=int, default=0, help="torch seed for the initial tables (default: %(default)s)")
     p.add_argument("--output", type=Path, required=True, help="folder to create")
@@ -26,14 +37,17 @@ def add_init(subparsers) -> None:
 
 
 def _init(args: argparse.Namespace) -> int:
+    from ..atomic_write import check_output_is_not_an_input
+
+    check_output_folder(args.output)
+    if args.from_gpt2:
+        check_output_is_not_an_input(args.output, [args.from_gpt2])
+
     import torch
 
     from .. import HfEmbedConfig, HfEmbedModel
-    from ..atomic_write import check_output_is_not_an_input
     from ..tokenization import check_vocab_compatible
 
-    if args.from_gpt2:
-        check_output_is_not_an_input(args.output, [args.from_gpt2])
     overrides = {}
     if args.position_embedding_type:
         overrides["position_embedding_type"] = args.position_embedding_type
@@ -64,26 +78,35 @@ def add_embed(subparsers) -> None:
     text = p.add_mutually_exclusive_group(required=True)
     text.add_argument("--text", help="the text to embed")
     text.add_argument("--file", type=Path, help="a UTF-8 file to embed")
-    p.add_argument("--output", type=Path, required=True, help="embeddings.safetensors or embeddings.npy")
+    p.add_argument(
+        "--output",
+        type=path_with_suffix(".safetensors", ".npy"),
+        required=True,
+        help="embeddings.safetensors or embeddings.npy",
+    )
     p.add_argument("--truncate", action="store_true", help="cut the ids to max_position_embeddings")
     p.set_defaults(func=_embed)
 
 
 def _embed(args: argparse.Namespace) -> int:
+    from ..atomic_write import check_output_is_not_an_input, write_file_atomically
+
+    check_model_folder(args.model)
+    if args.file is not None:
+        check_files([args.file])
+    # The output may be neither the text nor a file of the model folder (its weights, say).
+    check_output_is_not_an_input(args.output, [*([args.file] if args.file else []), *args.model.iterdir()])
+    text = args.text if args.text is not None else read_text(args.file)
+
     import numpy as np
     import torch
     from safetensors.torch import save_file
     from transformers import AutoTokenizer
 
     from .. import HfEmbedModel
-    from ..atomic_write import check_output_is_not_an_input, write_file_atomically
 
-    if args.output.suffix not in (".safetensors", ".npy"):
-        raise ValueError(f"--output must end in .safetensors or .npy, got {args.output.name!r}")
-    check_output_is_not_an_input(args.output, [args.file] if args.file else [])
     model = HfEmbedModel.from_pretrained(args.model).eval()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    text = args.text if args.text is not None else read_text(args.file)
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     limit = model.config.max_position_embeddings
     if len(ids) > limit:
@@ -116,11 +139,13 @@ def add_inspect(subparsers) -> None:
     )
     p.add_argument("model", type=Path, help="a saved hf-embed model folder")
     p.add_argument("--token", help="a word or token to find the neighbours of (uses the folder's tokenizer)")
-    p.add_argument("--top", type=int, default=10, help="how many neighbours (default: %(default)s)")
+    p.add_argument("--top", type=int_at_least(1), default=10, help="how many neighbours (default: %(default)s)")
     p.set_defaults(func=_inspect)
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    check_model_folder(args.model)
+
     import torch
     import torch.nn.functional as F
     from transformers import AutoTokenizer
@@ -168,6 +193,8 @@ def add_push(subparsers) -> None:
 
 
 def _push(args: argparse.Namespace) -> int:
+    check_model_folder(args.model)
+
     from transformers import AutoTokenizer
 
     from .. import HfEmbedModel
