@@ -71,7 +71,8 @@ def test_tokenize_files_equals_the_tokenizer(gpt2_tok, tmp_path):
     texts = [make_text(800, seed=s) for s in range(3)] + [TRICKY]
     files = [write(tmp_path / f"{i}.txt", t, bom=i == 1) for i, t in enumerate(texts)]
     header = tokenize_files(files, tmp_path / "tokens.bin", gpt2_tok, chunk_chars=500)
-    assert header["engine"] == "tiktoken" and header["dtype"] == "uint16"
+    assert header["engine"] == "fastokens" and header["dtype"] == "uint16"
+    assert header["engine_check"]["against"].startswith("tiktoken ") and header["engine_check"]["pieces"] >= 1
     assert header["count"] == sum(len(ids_of(gpt2_tok, t)) for t in texts)
     assert read_tokens(tmp_path / "tokens.bin") == [i for t in texts for i in ids_of(gpt2_tok, t)]
     assert [f["bytes"] for f in header["files"]] == [f.stat().st_size for f in files]
@@ -199,7 +200,7 @@ def test_one_file_with_its_header_inside(gpt2_tok, tmp_path):
     assert file.header == header and file.count == len(expected) == header["count"]
     assert file.document_offsets().tolist() == [0, lengths[0], lengths[0] + lengths[1], sum(lengths)]
     assert file.num_documents == header["documents"] == 3
-    assert header["version"] == 2 and header["dtype"] == "uint16" and header["engine"] == "tiktoken"
+    assert header["version"] == 2 and header["dtype"] == "uint16" and header["engine"] == "fastokens"
     assert header["vocab_size"] == 50257 and header["eos_token_id"] == 50256
     assert header["tokenizer_sha256"] == tokenizer_sha256(gpt2_tok)
     assert [f["path"] for f in header["files"]] == [str(f) for f in files]
@@ -433,7 +434,7 @@ def test_train_tokenizer_and_its_tiktoken_engine(tmp_path):
     assert encoding.encode(text, allowed_special="all") == ids_of(tokenizer, text)
     path = write(tmp_path / "c.txt", text)
     header = tokenize_files([path], tmp_path / "t.bin", tokenizer)
-    assert header["engine"] == "tiktoken" and read_tokens(tmp_path / "t.bin") == ids_of(tokenizer, text)
+    assert header["engine"] == "fastokens" and read_tokens(tmp_path / "t.bin") == ids_of(tokenizer, text)
     with pytest.raises(ValueError, match=r"`vocab_size` must be an integer >= 258"):
         train_tokenizer(corpus, vocab_size=100)
 
@@ -447,6 +448,7 @@ def test_vocabulary_tiktoken_cannot_express_falls_back(tmp_path):
     text = "Hello WORLD " + make_text(100, seed=2)
     header = tokenize_files([write(tmp_path / "x.txt", text)], tmp_path / "t.bin", lowered)
     assert header["engine"] == "tokenizers" and read_tokens(tmp_path / "t.bin") == ids_of(lowered, text)
+    assert header["engine_fallback"] == "tiktoken cannot express this vocabulary (a normalizer)"
 
 
 def test_model_and_tokenizer_vocab_must_agree():

@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
+import pickle
 import shutil
+import threading
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from transformers import AutoTokenizer, GPT2Tokenizer, PreTrainedTokenizerFast
 
-from hf_embed.tokenization import ENDOFTEXT, byte_level_bpe, check_sha256, encode, gpt2_vocab_files, vocab_size_of
+from helpers import make_text
+from hf_embed import tokenization
+from hf_embed.token_files import TokenFile, tokenize_files
+from hf_embed.tokenization import (
+    ENDOFTEXT,
+    Encoder,
+    EngineMismatch,
+    byte_level_bpe,
+    check_sha256,
+    encode,
+    encode_array,
+    gpt2_tokenizer,
+    gpt2_vocab_files,
+    split_text,
+    tokenizer_sha256,
+    vocab_size_of,
+)
+
+TRICKY_TAIL = "  spaces\t\ttabs\r\nCRLF 日本語 😀👨\u200d👩\u200d👧 e\u0301 'll <|endoftext|>" + "=" * 600 + " end"
+
+
+@pytest.fixture
+def gpt2_tok_fresh():
+    """A tokenizer of its own: these tests leave call options on it."""
+    return gpt2_tokenizer()
+
 
 VARIED = [
     "Hello, world!",
@@ -82,3 +111,159 @@ def test_byte_level_bpe_from_files(gpt2_tok):
     tokenizer = byte_level_bpe(*gpt2_vocab_files())
     assert tokenizer.get_vocab_size() == 50257
     assert tokenizer.encode("Hello world<|endoftext|>").ids == [15496, 995, 50256]
+
+
+# --------------------------------------------------------------------------- the exact engines (Encoder)
+
+FRAGMENTS = [
+    *("<|endoftext|>", "<|endoftext|", "<|", "|>", "endoftext", "<<|endoftext|>>"),
+    *(" ", "  ", "   ", "\t", "\n", "\n\n", "\r\n", "\r", "\x0b", "\x0c", "\x85", "\u00a0", "\u1680", "\u2000"),
+    *("\u200a", "\u2028", "\u2029", "\u202f", "\u205f", "\u3000", "\u200b", "\ufeff", "\x1c", "\x1f"),
+    *("'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'LL", "\u2019s", "''", "'"),
+    *("hello", "Hello", "WORLD", "a", "I", "_", "__init__", "x1", "123", "4567", "٣٤", "Ⅻ", "½", "²"),
+    *("漢字", "日本語", "한국어", "ไทย", "العربية", "עברית", "Ελληνικά", "кириллица"),
+    *("😀", "👍🏽", "👨\u200d👩\u200d👧", "🏳️\u200d🌈", "❤️", "\ufe0f", "\u200d"),
+    *("e\u0301", "\u0301", "a\u0300\u0316", "ﬁ", "Å", "A\u030a"),
+    *(".", ",", "!", "?", "...", "--", "—", "…", "«", "»", "“", "”", "(", ")", "$", "%", "#", "\\", "/", "|"),
+    *("~", "`", "^", "*", "=", "+", "-", "@", "&", "<", ">", "\x00", "\x7f", "\U0010ffff"),
+]
+RUN_CHARS = ["a", "Z", "é", "漢", "😀", "1", "٣", "-", "=", "_", "*", ".", " ", "\n", "\t", "\u3000", "ab", "\r\n"]
+
+arbitrary_texts = st.text(max_size=300)
+fragment_texts = st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=4)), max_size=60).map("".join)
+# one character repeated: pieces of more than 500 bytes take another merge path in some engines
+long_runs = st.tuples(st.text(max_size=20), st.sampled_from(RUN_CHARS), st.integers(100, 1500), st.text(max_size=20))
+long_runs = long_runs.map(lambda t: t[0] + t[1] * t[2] + t[3])
+
+
+@pytest.fixture(scope="module")
+def fastokens_encoder(gpt2_tok):
+    with Encoder(gpt2_tok, num_threads=1) as encoder:
+        if encoder.engine != "fastokens":
+            pytest.skip(f"fastokens is not used here: {encoder.fallback}")
+        yield encoder
+
+
+def same_ids_everywhere(encoder, tiktoken_gpt2, gpt2_tok, text):
+    (ids,) = encoder.encode_batch([text])
+    expected = tiktoken_gpt2.encode(text, allowed_special="all")
+    assert ids.tolist() == expected, repr(text[:200])
+    assert gpt2_tok.backend_tokenizer.encode(text, add_special_tokens=False).ids == expected
+
+
+@pytest.mark.slow
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.one_of(arbitrary_texts, fragment_texts, long_runs))
+def test_fastokens_equals_both_references_on_arbitrary_unicode(fastokens_encoder, tiktoken_gpt2, gpt2_tok, text):
+    """Differential: the fast engine against both references (every 32nd call is also checked inside)."""
+    same_ids_everywhere(fastokens_encoder, tiktoken_gpt2, gpt2_tok, text)
+
+
+@pytest.mark.slow
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(parts=st.lists(st.one_of(st.sampled_from(FRAGMENTS), long_runs, st.just("The cat. ")), min_size=1, max_size=30))
+def test_fastokens_on_long_texts(fastokens_encoder, tiktoken_gpt2, gpt2_tok, parts):
+    """Texts of 70-300 KB: fastokens splits one input of 64 KiB or more over threads and stitches the results."""
+    unit = "".join(parts)
+    same_ids_everywhere(fastokens_encoder, tiktoken_gpt2, gpt2_tok, (unit * (300_000 // len(unit) + 1))[:300_000])
+
+
+@settings(max_examples=60, deadline=None)
+@given(parts=st.lists(st.sampled_from([*FRAGMENTS, "word", " word", "\nline", " 42", "_x"]), max_size=80))
+def test_pieces_encode_like_the_whole_text(tiktoken_gpt2, parts):
+    text = "".join(parts)
+    pieces = list(split_text(text, 8))
+    assert "".join(pieces) == text
+    encoded = [i for piece in pieces for i in tiktoken_gpt2.encode(piece, allowed_special="all")]
+    assert encoded == tiktoken_gpt2.encode(text, allowed_special="all")
+
+
+@pytest.mark.slow
+def test_large_texts_take_the_engine_and_give_the_same_ids(gpt2_tok, tiktoken_gpt2, monkeypatch):
+    text = make_text(20_000, seed=5) + "<|endoftext|>" + TRICKY_TAIL
+    expected = tiktoken_gpt2.encode(text, allowed_special="all")
+    built = []
+    monkeypatch.setattr(tokenization, "LARGE_TEXT", 1000)  # every text here is "large"
+    monkeypatch.setattr(tokenization, "PIECE_CHARS", 5000)  # and in many pieces
+    monkeypatch.setattr(tokenization.Encoder, "__enter__", lambda self: built.append(self.engine) or self)
+    assert encode(gpt2_tok, text) == expected
+    assert encode_array(gpt2_tok, text, num_threads=2).tolist() == expected
+    assert encode(gpt2_tok.backend_tokenizer, text) == expected
+    assert built == ["fastokens"] * 3
+
+
+@pytest.mark.slow
+def test_a_mismatch_is_encoded_again_by_tiktoken_and_recorded(gpt2_tok, tiktoken_gpt2, tmp_path, monkeypatch):
+    """fastokens is checked on every run; were it ever to differ, tiktoken encodes everything again."""
+    text = make_text(3000, seed=6)
+    expected = tiktoken_gpt2.encode(text, allowed_special="all")
+
+    def wrong(self, texts):  # as if fastokens had a bug: one id off in every piece
+        results = [tiktoken_gpt2.encode_to_numpy(t, allowed_special="all").copy() for t in texts]
+        for ids in results:
+            ids[-1] = (ids[-1] + 1) % 50257
+        self._pieces, checked = self._pieces + len(texts), self._pieces
+        if checked % tokenization.CHECK_EVERY == 0:
+            raise EngineMismatch(f"fastokens and tiktoken gave different ids for piece {checked}")
+        return results
+
+    monkeypatch.setattr(Encoder, "_fastokens_batch", wrong)
+    with Encoder(gpt2_tok) as encoder:
+        assert encoder.encode_text(text).tolist() == expected
+        assert encoder.record()["engine"] == "tiktoken"
+        assert encoder.record()["engine_fallback"] == "fastokens and tiktoken gave different ids for piece 0"
+    path = tmp_path / "c.txt"
+    path.write_text(text, encoding="utf-8")
+    header = tokenize_files([path], tmp_path / "t.bin", gpt2_tok, chunk_chars=300)
+    assert header["engine"] == "tiktoken" and header["engine_fallback"].startswith("fastokens and tiktoken gave")
+    file = TokenFile(tmp_path / "t.bin")
+    assert file.read(0, file.count).tolist() == expected
+
+
+@pytest.mark.slow
+def test_fastokens_never_runs_on_more_threads_than_asked(gpt2_tok, monkeypatch):
+    monkeypatch.setattr(tokenization, "_fastokens_threads", [2])  # its pool was started with 2 threads
+    with Encoder(gpt2_tok, num_threads=1) as encoder:
+        assert encoder.engine == "tiktoken"
+        assert encoder.fallback == "fastokens' thread pool in this process has 2 threads, more than the 1 asked for"
+        assert encoder.encode_batch(["Hello world"])[0].tolist() == [15496, 995]
+    with Encoder(gpt2_tok, num_threads=2) as encoder:
+        assert encoder.engine == "fastokens" and encoder.fallback is None
+
+
+def test_call_options_left_on_the_tokenizer_change_neither_ids_nor_hash(gpt2_tok_fresh):
+    """transformers leaves a call's truncation and padding on the backend; `encode` and the hash ignore them."""
+    tok = gpt2_tok_fresh
+    text = "hello world " * 20
+    digest = tokenizer_sha256(tok)
+    tok("a b c d e f g h", truncation=True, max_length=4)
+    assert tok.backend_tokenizer.truncation is not None  # what transformers leaves behind
+    assert len(encode(tok, text)) == len(encode(tok.backend_tokenizer, text)) == 41
+    tok("a b", padding="max_length", max_length=10)
+    assert len(encode(tok, "hello")) == len(encode(tok.backend_tokenizer, "hello")) == 1
+    assert tokenizer_sha256(tok) == digest
+    with Encoder(tok) as encoder:
+        assert len(encoder.encode_text(text)) == 41
+
+
+def test_one_tokenizer_shared_by_threads_with_mixed_options_equals_one_thread(gpt2_tok_fresh):
+    """4 threads x 1000 calls with different truncation/padding options on one tokenizer: every result is the
+    one a single thread gets (the calls' option setting and encoding run under the tokenizer's lock)."""
+    tok = gpt2_tok_fresh
+    texts = [make_text(n, seed=n) for n in (5, 40, 90)]
+    options = [{}, {"truncation": True, "max_length": 8}, {"padding": "max_length", "max_length": 64}]
+    options.append({"truncation": True, "max_length": 16, "padding": "max_length"})
+    calls = [[(texts[(t + i) % 3], options[(t * 7 + i) % 4]) for i in range(1000)] for t in range(4)]
+    expected = [[tok(text, **kw)["input_ids"] for text, kw in thread_calls] for thread_calls in calls]
+    results = [None] * 4
+
+    def work(t):
+        results[t] = [tok(text, **kw)["input_ids"] for text, kw in calls[t]]
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert results == expected
+    assert pickle.loads(pickle.dumps(tok))("Hello world")["input_ids"] == [15496, 995]  # the lock is not pickled

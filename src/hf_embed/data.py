@@ -24,7 +24,7 @@ from .token_files import (  # re-exported: `hf_embed.data` was their home before
     tokenize_files,
     write_token_file,
 )
-from .tokenization import encode, vocab_size_of
+from .tokenization import encode_array, vocab_size_of
 from .validation import check_positive_int, check_range
 
 
@@ -278,7 +278,7 @@ def create_dataloader(
             raise TypeError("a text needs a `tokenizer` (for GPT-2's: `tokenizer=hf_embed.gpt2_tokenizer()`)")
         vocab_size = vocab_size if vocab_size is not None else vocab_size_of(tokenizer)
         dataset = SlidingWindowDataset(
-            encode(tokenizer, source), max_length, stride, vocab_size, source=_describe_text(source)
+            encode_array(tokenizer, source), max_length, stride, vocab_size, source=_describe_text(source)
         )
     else:
         dataset = SlidingWindowDataset(source, max_length=max_length, stride=stride, vocab_size=vocab_size)

@@ -74,11 +74,14 @@ def check_output_folder(path: Path) -> None:
 
 
 def load_tokenizer(name: str):
+    """'gpt2' (built offline; imports no torch), or a saved tokenizer folder or Hub id (`AutoTokenizer`)."""
+    if name == "gpt2":
+        from ..tokenization import gpt2_tokenizer
+
+        return gpt2_tokenizer()
     from transformers import AutoTokenizer
 
-    from ..tokenization import gpt2_tokenizer
-
-    return gpt2_tokenizer() if name == "gpt2" else AutoTokenizer.from_pretrained(name)
+    return AutoTokenizer.from_pretrained(name)
 
 
 def save_folder(folder: Path, *parts) -> None:
