@@ -1,21 +1,29 @@
-"""Tokenization throughput on a corpus: hf-embed's token-file path against the usual recipes, one run.
+"""Tokenizing a corpus: hf-embed's token files against tiktoken on 1 and N threads, and the usual recipes, one run.
 
-Each method runs in a fresh process (so none inherits another's threads, caches or environment; `datasets`
-with `num_proc` switches `tokenizers` to one thread for good) and reports MB/s and its peak RSS:
-  hf-embed     `hf_embed.data.tokenize_files` (tiktoken's engine built from the `tokenizers` vocabulary, all cores)
-  tiktoken     tiktoken's GPT-2 `encode_ordinary`, one thread
-  datasets     `datasets.map(batched=True, num_proc=2)` with the same `tokenizers` tokenizer
-  nanogpt      nanoGPT's recipe: `datasets.map(num_proc=2)` calling tiktoken `encode_ordinary` per document
-All ids are checked identical. The corpus is ../shared/data/corpus by default (about 66 MB, 94 files).
+Each method runs in a fresh process (none inherits another's threads, caches or environment; `datasets` with
+`num_proc` switches `tokenizers` to one thread for good), all methods once per round in a rotated order:
+  hf-embed-1 / -N  `hf_embed.token_files.tokenize_files(files, out, tokenizer, num_threads=1 / N)`: hf-embed's
+                   engine (fastokens, checked against tiktoken), files streamed in pieces, one token file
+  tiktoken-1       tiktoken's GPT-2 `encode_ordinary` on each whole file, one thread
+  tiktoken-N       tiktoken's own threaded `encode_ordinary_batch(texts, num_threads=N)` over the files
+  datasets         `datasets.map(batched=True, num_proc=N)` with the `tokenizers` tokenizer
+  nanogpt          nanoGPT's recipe: `datasets.map(num_proc=N)` calling tiktoken `encode_ordinary` per document
+The timer starts after the imports and `gpt2_tokenizer()` and includes reading the files and building each
+engine from that tokenizer; it stops when the ids are in memory (tiktoken's lists are turned into an array
+afterwards). All ids are checked identical. Reported: MB/s (wall and process CPU time), the ratio of the
+medians against tiktoken with the same number of threads, and each method's peak RSS (the process's, from
+`wait4`, imports included). The corpus is ../shared/data/corpus by default (about 68 MB, 94 files).
 
-    python scripts/bench_tokenize.py [--corpus DIR] [--methods hf-embed tiktoken datasets nanogpt]
+    python scripts/bench_tokenize.py [--corpus DIR] [--rounds 3] [--threads N] [--methods ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
-import resource
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "corpus"
-METHODS = ["hf-embed", "tiktoken", "datasets", "nanogpt"]
+METHODS = ["hf-embed-1", "tiktoken-1", "hf-embed-N", "tiktoken-N", "nanogpt", "datasets"]
 
 
 def read_texts_exact(files: list[Path]) -> list[str]:
@@ -37,22 +45,28 @@ def read_texts_exact(files: list[Path]) -> list[str]:
     return texts
 
 
-def run_method(method: str, files: list[Path], out: Path) -> dict:
-    from hf_embed import gpt2_tokenizer
-    from hf_embed.tokenization import tiktoken_encoding
+def run_method(method: str, files: list[Path], out: Path, threads: int) -> dict:
+    from hf_embed.token_files import TokenFile, tokenize_files
+    from hf_embed.tokenization import gpt2_tokenizer, tiktoken_encoding
 
     tokenizer = gpt2_tokenizer()
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # imports and tokenizer: not the method's
-    start = time.perf_counter()
-    if method == "hf-embed":
-        from hf_embed.token_files import IDS_OFFSET, TokenFile, tokenize_files
-
-        tokenize_files(files, out.with_suffix(".bin"), tokenizer)
-        count = TokenFile(out.with_suffix(".bin")).count
-        ids = np.memmap(out.with_suffix(".bin"), np.uint16, mode="r", offset=IDS_OFFSET, shape=(count,))
-    elif method == "tiktoken":
+    wall, cpu = time.perf_counter(), time.process_time()
+    extra = {}
+    if method.startswith("hf-embed"):
+        header = tokenize_files(files, out, tokenizer, num_threads=1 if method.endswith("-1") else threads)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        file = TokenFile(out)
+        ids = file.read(0, file.count)
+        extra = {key: header[key] for key in header if key.startswith("engine")}
+    elif method.startswith("tiktoken"):
         encoding = tiktoken_encoding(tokenizer)
-        ids = np.array([i for text in read_texts_exact(files) for i in encoding.encode_ordinary(text)], np.uint16)
+        texts = read_texts_exact(files)
+        if method == "tiktoken-1":
+            lists = [encoding.encode_ordinary(text) for text in texts]
+        else:
+            lists = encoding.encode_ordinary_batch(texts, num_threads=threads)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        ids = np.concatenate([np.asarray(i, np.uint16) for i in lists])
     else:
         import datasets
 
@@ -63,25 +77,39 @@ def run_method(method: str, files: list[Path], out: Path) -> dict:
             def tokenize(batch):
                 return {"ids": tokenizer(batch["text"], add_special_tokens=False)["input_ids"]}
 
-            mapped = dataset.map(tokenize, batched=True, num_proc=2, remove_columns=["text"])
+            mapped = dataset.map(tokenize, batched=True, num_proc=threads, remove_columns=["text"])
         else:
             encoding = tiktoken_encoding(tokenizer)
             mapped = dataset.map(
-                lambda row: {"ids": encoding.encode_ordinary(row["text"])}, num_proc=2, remove_columns=["text"]
+                lambda row: {"ids": encoding.encode_ordinary(row["text"])}, num_proc=threads, remove_columns=["text"]
             )
-        ids = np.concatenate([np.asarray(row, np.uint16) for row in mapped["ids"]])
-    seconds = time.perf_counter() - start
-    np.save(out, ids)
-    peak = max(
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    )
-    return {"seconds": seconds, "peak_rss_mb": peak / 1024, "baseline_rss_mb": baseline / 1024}
+        rows = mapped["ids"]
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        ids = np.concatenate([np.asarray(row, np.uint16) for row in rows])
+    digest = hashlib.sha256(np.ascontiguousarray(ids, dtype=np.uint16).tobytes()).hexdigest()
+    return {"wall": wall, "cpu": cpu, "tokens": len(ids), "sha256": digest, **extra}
+
+
+def run_child(method: str, args: argparse.Namespace, out: Path) -> dict:
+    """One method in a fresh process; its result and its peak RSS (MB)."""
+    command = [sys.executable, __file__, "--corpus", str(args.corpus), "--threads", str(args.threads)]
+    child = subprocess.Popen([*command, "--only", method, "--out", str(out)], stdout=subprocess.PIPE, text=True)
+    stdout = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        sys.exit(f"{method} failed (exit status {child.returncode})")
+    result = json.loads(stdout.strip().splitlines()[-1])
+    peak = usage.ru_maxrss / 1024 if sys.platform != "darwin" else usage.ru_maxrss / 2**20
+    return {**result, "peak_rss_mb": peak}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="N (default: all cores)")
     parser.add_argument("--only", choices=METHODS, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -89,34 +117,43 @@ def main() -> None:
     if not files:
         sys.exit(f"no .txt files in {args.corpus}")
     if args.only:  # a child process: one method
-        print(json.dumps(run_method(args.only, files, args.out)))
+        print(json.dumps(run_method(args.only, files, args.out, args.threads)))
         return
 
     megabytes = sum(f.stat().st_size for f in files) / 1e6
-    print(f"corpus: {len(files)} files, {megabytes:.1f} MB")
-    results, reference = {}, None
+    print(f"corpus: {len(files)} files, {megabytes:.1f} MB; N = {args.threads} threads; {args.rounds} rounds")
+    runs: dict[str, list[dict]] = {method: [] for method in args.methods}
     with tempfile.TemporaryDirectory() as tmp:
-        for method in args.methods:
-            out = Path(tmp) / f"{method}.npy"
-            child = [sys.executable, __file__, "--corpus", str(args.corpus), "--only", method, "--out", str(out)]
-            done = subprocess.run(child, capture_output=True, text=True, check=True)
-            results[method] = json.loads(done.stdout.strip().splitlines()[-1])
-            ids = np.load(out)
-            if reference is None:
-                reference = ids
-            results[method]["identical"] = bool(np.array_equal(ids, reference))
-            results[method]["tokens"] = len(ids)
-    base = results.get("tiktoken", {}).get("seconds")
+        for round_ in range(args.rounds):
+            shift = round_ % len(args.methods)
+            for method in args.methods[shift:] + args.methods[:shift]:
+                out = Path(tmp) / f"{method}.bin"
+                runs[method].append(run_child(method, args, out))
+                out.unlink(missing_ok=True)
+    digests = {run["sha256"] for results in runs.values() for run in results}
+    median = {m: {k: statistics.median(r[k] for r in results) for k in ("wall", "cpu")} for m, results in runs.items()}
+
+    def ratio(method: str, key: str) -> str:
+        reference = "tiktoken-1" if method.endswith("-1") else "tiktoken-N"
+        if reference not in median:
+            return ""
+        return f"{median[reference][key] / median[method][key]:.2f}"
+
     print(
-        f"{'method':10} {'MB/s':>7} {'x tiktoken':>10} {'peak RSS MB':>12} {'(imports)':>10} {'tokens':>12}  identical"
+        f"{'method':11} {'MB/s wall':>9} {'x tiktoken':>10} {'MB/s CPU':>9} {'x tiktoken':>10} "
+        f"{'peak RSS MB':>11} {'tokens':>12}"
     )
-    for method, r in results.items():
-        ratio = f"{base / r['seconds']:10.2f}" if base else f"{'':10}"
+    for method, results in runs.items():
         print(
-            f"{method:10} {megabytes / r['seconds']:7.1f} {ratio} {r['peak_rss_mb']:12.0f} "
-            f"{r['baseline_rss_mb']:10.0f} {r['tokens']:12,}  {r['identical']}"
+            f"{method:11} {megabytes / median[method]['wall']:9.1f} {ratio(method, 'wall'):>10} "
+            f"{megabytes / median[method]['cpu']:9.1f} {ratio(method, 'cpu'):>10} "
+            f"{max(r['peak_rss_mb'] for r in results):11.0f} {results[0]['tokens']:12,}"
         )
-    print("peak RSS is the process's (children included for num_proc); the corpus is", f"{megabytes:.0f} MB")
+    print(f"ids identical across all methods and rounds: {len(digests) == 1}")
+    print("x tiktoken: median time of tiktoken with the same threads (1, or N for -N/nanogpt/datasets) / the method's")
+    engine = next((r for r in runs.get("hf-embed-N", runs.get("hf-embed-1", [])) if "engine" in r), None)
+    if engine is not None:
+        print("hf-embed engine:", json.dumps({k: v for k, v in engine.items() if k.startswith("engine")}))
 
 
 if __name__ == "__main__":

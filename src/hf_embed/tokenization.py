@@ -467,15 +467,21 @@ class Encoder:
         return results
 
     def _map(self, encode, texts: Sequence[str]) -> list[np.ndarray]:
-        if self.threads == 1 or len(texts) <= 1:
-            return [encode(text) for text in texts]
-        if self._pool is None:
+        """`encode` each text, `threads` contiguous runs of texts at once (one task per thread, not per text)."""
+        results = []
+        if self._pool is None and self.threads > 1 and len(texts) > 1:
             # The first text alone: tiktoken builds its regex state lazily, and threads that build it at the
             # same moment then run at half speed for the whole corpus (measured: 19 vs 34 MB/s on 2 cores).
-            first = encode(texts[0])
+            results.append(encode(texts[0]))
+            texts = texts[1:]
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="hf-embed-encode")
-            return [first, *self._pool.map(encode, texts[1:])]
-        return list(self._pool.map(encode, texts))
+        if self._pool is None or len(texts) <= 1:
+            return results + [encode(text) for text in texts]
+        step = -(-len(texts) // self.threads)
+        runs = [texts[start : start + step] for start in range(0, len(texts), step)]
+        for encoded in self._pool.map(lambda run: [encode(text) for text in run], runs):
+            results.extend(encoded)
+        return results
 
     def record(self) -> dict:
         """What a token-file header says of the encoding: engine, version, what was checked, or why not faster."""

@@ -104,10 +104,11 @@ def _embed(args: argparse.Namespace) -> int:
     from transformers import AutoTokenizer
 
     from .. import HfEmbedModel
+    from ..tokenization import encode_array
 
     model = HfEmbedModel.from_pretrained(args.model).eval()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    ids = encode_array(tokenizer, text)  # a large file takes the fast engine
     limit = model.config.max_position_embeddings
     if len(ids) > limit:
         if not args.truncate:
@@ -116,7 +117,7 @@ def _embed(args: argparse.Namespace) -> int:
                 "pass --truncate to keep the first ones"
             )
         ids = ids[:limit]
-    input_ids = torch.tensor([ids])
+    input_ids = torch.from_numpy(ids.astype(np.int64))[None]  # (1, T)
     with torch.no_grad():
         embeddings = model(input_ids).last_hidden_state.contiguous()
     if args.output.suffix == ".npy":
