@@ -38,6 +38,7 @@ _SUBMODULES = frozenset(
         "atomic_write",
         "configuration_hf_embed",
         "data",
+        "families",
         "hub",
         "loading",
         "modeling_hf_embed",
