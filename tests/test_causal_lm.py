@@ -46,6 +46,58 @@ def test_return_dict_and_hidden_states(scheme, tiny_ids):
     assert last.shape == (13, 1, 99) and torch.equal(last, out.logits[:, -1:])
 
 
+def padded_causal_lm() -> HfEmbedForCausalLM:
+    """99 real ids in a table padded to 128 rows, whose padding rows would win every step if they were not masked:
+    every real row and every hidden state has a large component along dimension 0, and the padding rows have a
+    larger one (their logits are about 3x the real ones')."""
+    model = causal_lm()
+    model.resize_token_embeddings(pad_to_multiple_of=64)
+    with torch.no_grad():
+        wte = model.get_input_embeddings().weight  # (128, 32), the head's too
+        wte[:99, 0] += 10.0
+        wte[99:] = 0.0
+        wte[99:, 0] = 30.0
+    return model
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_padding_rows_of_a_padded_vocabulary_get_no_probability(dtype, tiny_ids, tmp_path):
+    model = padded_causal_lm().to(dtype)
+    assert (model.config.vocab_size, model.config.unpadded_vocab_size) == (128, 99)
+    assert model.lm_head.weight is model.get_input_embeddings().weight and model.lm_head.weight.shape == (128, 32)
+    logits = model(tiny_ids).logits  # (13, 7, 128)
+    assert torch.equal(logits[..., 99:], torch.full_like(logits[..., 99:], torch.finfo(dtype).min))
+    assert torch.equal(logits[..., :99], model.model(tiny_ids).last_hidden_state @ model.lm_head.weight[:99].T)
+    assert torch.softmax(logits.float(), dim=-1)[..., 99:].max() == 0
+    prompt = tiny_ids[:4, :3]
+    greedy = model.generate(prompt, max_new_tokens=10, do_sample=False, pad_token_id=0)
+    torch.manual_seed(0)
+    sampled = model.generate(prompt, max_new_tokens=10, do_sample=True, top_k=0, temperature=2.0, pad_token_id=0)
+    assert greedy[:, 3:].max() < 99 and sampled[:, 3:].max() < 99
+    model.config.unpadded_vocab_size = None  # the same model without the mask: the padding rows win
+    assert model.generate(prompt, max_new_tokens=10, do_sample=False, pad_token_id=0)[:, 3:].min() >= 99
+    model.config.unpadded_vocab_size = 99
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path, dtype=dtype).eval()
+    assert loaded.config.unpadded_vocab_size == 99 and torch.equal(loaded(tiny_ids).logits, logits)
+
+
+def test_resize_token_embeddings_records_the_real_vocabulary(tiny_ids):
+    model = causal_lm()
+    model.resize_token_embeddings(130, pad_to_multiple_of=64)  # a tokenizer of 130 ids, rows to 192
+    assert (model.config.vocab_size, model.config.unpadded_vocab_size, model.config.real_vocab_size) == (192, 130, 130)
+    model.resize_token_embeddings(pad_to_multiple_of=128)  # the real vocabulary stays 130; rows to 256
+    assert (model.config.vocab_size, model.config.unpadded_vocab_size) == (256, 130)
+    model.resize_token_embeddings(140)  # no padding asked: none left
+    assert (model.config.vocab_size, model.config.unpadded_vocab_size) == (140, None)
+    assert model(tiny_ids).logits.shape == (13, 7, 140)
+    labels = tiny_ids
+    padded = padded_causal_lm()
+    unmasked_logits = padded.model(tiny_ids).last_hidden_state @ padded.lm_head.weight[:99].T  # (13, 7, 99)
+    expected = torch.nn.functional.cross_entropy(unmasked_logits[:, :-1].reshape(-1, 99), labels[:, 1:].reshape(-1))
+    torch.testing.assert_close(padded(tiny_ids, labels=labels).loss, expected)  # the padding rows take no mass
+
+
 def test_keywords_reach_the_loss_and_misspelt_ones_are_refused(tiny_ids):
     model = causal_lm()
     with pytest.raises(TypeError, match="'attention_mak'; did you mean 'attention_mask'"):

@@ -25,6 +25,7 @@ CASES = {scheme: {"position_embedding_type": scheme} for scheme in SCHEMES} | {
     },
     "bloom-like": {"position_embedding_type": "none", "embedding_layernorm": True, "layer_norm_epsilon": 1e-3},
     "dynamic-ntk": {"position_embedding_type": "rotary", "rope_parameters": {"rope_type": "dynamic", "factor": 2.0}},
+    "padded-vocabulary": {"position_embedding_type": "absolute", "vocab_size": 128, "unpadded_vocab_size": 99},
 }
 
 LOADER = textwrap.dedent(

@@ -586,6 +586,22 @@ class HfEmbedPreTrainedModel(PreTrainedModel):
         check_dtypes(where, stored_dtypes(files), declared_dtype(config_json))
         return model
 
+    def resize_token_embeddings(
+        self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None, mean_resizing: bool = True
+    ) -> nn.Embedding:
+        """`PreTrainedModel.resize_token_embeddings`, recording the real vocabulary when the table is padded.
+
+        With `pad_to_multiple_of` (64 or 128, for faster matrix products) the table gets rows past `new_num_tokens`
+        (the tokenizer's size; by default the current real vocabulary): `config.vocab_size` is the padded row count,
+        as in transformers, and `config.unpadded_vocab_size` records the real one, whose padding rows
+        `HfEmbedForCausalLM` never gives probability. A tied head follows the table.
+        """
+        real = new_num_tokens if new_num_tokens is not None else self.config.real_vocab_size
+        embeddings = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
+        rows = embeddings.weight.shape[0]
+        self.config.unpadded_vocab_size = real if real < rows else None
+        return embeddings
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         """`PreTrainedModel.save_pretrained`, published whole: a crash leaves the previous folder or the new one.
 
@@ -831,6 +847,10 @@ class HfEmbedForCausalLM(HfEmbedPreTrainedModel, GenerationMixin):
     `generate()` works (greedy, sampling, beams; `pipeline("text-generation")`). There is no attention
     and so no cache: every step embeds the whole sequence, with positions from `attention_mask` (left
     padding) or the extended `position_ids`, exactly as a hand-written loop calling the model would.
+
+    A padded vocabulary (`resize_token_embeddings(pad_to_multiple_of=64)`, `config.unpadded_vocab_size`) gets the
+    logits of its padding rows set to the dtype's minimum, so softmax gives them probability 0 and `generate()`
+    never emits an id the tokenizer cannot decode.
     """
 
     _auto_class = "AutoModelForCausalLM"  # as `register_for_auto_class("AutoModelForCausalLM")` sets it
@@ -915,6 +935,9 @@ class HfEmbedForCausalLM(HfEmbedPreTrainedModel, GenerationMixin):
         else:
             hidden_states = hidden_states[:, logits_to_keep]
         logits = self.lm_head(hidden_states)  # (B, K, V)
+        real = self.config.unpadded_vocab_size
+        if real is not None and real < logits.shape[-1]:  # padding rows: no id of the tokenizer, no probability
+            logits[..., real:] = torch.finfo(logits.dtype).min
         loss = None
         if labels is not None or shift_labels is not None:
             loss = self.loss_function(
