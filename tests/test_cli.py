@@ -84,7 +84,8 @@ def _offline_env(tmp_path):
 
 
 def test_every_subcommand_has_help(capsys):
-    for command in ["demo", "init", "embed", "inspect", "push", "plot-positions", "tokenize", "train-tokenizer"]:
+    commands = ["demo", "init", "embed", "inspect", "resize", "push", "plot-positions", "tokenize", "train-tokenizer"]
+    for command in commands:
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
         assert exit_info.value.code == 0
@@ -129,6 +130,15 @@ def test_init_embed_inspect(tmp_path, capsys):
     assert main(["inspect", str(folder), "--token", "unbelievably"]) == 1
     assert "'unbelievably' is 4 tokens ['un', 'bel', 'iev', 'ably']" in capsys.readouterr().err
 
+    model.resize_token_embeddings(pad_to_multiple_of=64)  # 50257 -> 50304 rows
+    with torch.no_grad():  # a padding row nearer than any token: inspect must not offer it
+        model.embeddings.wte.weight[50300] = model.embeddings.wte.weight[5822]
+    model.save_pretrained(folder)
+    assert main(["inspect", str(folder), "--token", " king", "--top", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "vocabulary: 50257 tokens, table padded to 50304 rows" in printed
+    assert printed.strip().splitlines()[-1].split()[1] == "16599"
+
 
 def test_init_refuses_a_tokenizer_too_big_for_the_model(tmp_path, capsys):
     assert main(["init", "--preset", "tiny", "--output", str(tmp_path / "m")]) == 1
@@ -152,7 +162,7 @@ def test_init_from_gpt2(tmp_path, capsys):
 # --------------------------------------------------------------------------- start-up and argument checks
 
 HEAVY = ("torch", "transformers", "numpy", "tokenizers", "safetensors")
-COMMANDS = ["demo", "init", "embed", "inspect", "push", "plot-positions", "tokenize", "train-tokenizer"]
+COMMANDS = ["demo", "init", "embed", "inspect", "resize", "push", "plot-positions", "tokenize", "train-tokenizer"]
 
 
 @pytest.mark.slow
@@ -174,6 +184,10 @@ def test_help_and_argument_errors_import_nothing_heavy(tmp_path):
         (["init", "--output", text], 1),
         (["inspect", missing], 1),
         (["inspect", folder, "--top", "0"], 2),
+        (["resize", missing, "--max-positions", "8", "--output", "o"], 1),
+        (["resize", folder, "--max-positions", "8", "--output", "o"], 1),  # no config.json
+        (["resize", folder, "--max-positions", "0", "--output", "o"], 2),
+        (["resize", folder, "--max-positions", "8", "--method", "cubic", "--output", "o"], 2),
         (["push", missing, "user/name"], 1),
         (["plot-positions", "--preset", "tiny", "--output", "p.jpg"], 2),
         (["plot-positions", "--preset", "tiny", "--positions", "0"], 2),
@@ -216,3 +230,75 @@ def test_argument_choices_agree_with_the_package():
 
     assert POSITION_EMBEDDING_TYPES == CONFIG_TYPES
     assert preset_names() == available_presets()
+
+
+def saved_folder(folder: Path, cls=None, **overrides) -> Path:
+    """A tiny model (vocab 99, 16 positions) saved with GPT-2's tokenizer, as `hf-embed init` writes folders."""
+    from hf_embed import HfEmbedConfig, HfEmbedModel, gpt2_tokenizer
+
+    torch.manual_seed(0)
+    model = (cls or HfEmbedModel)(HfEmbedConfig.from_preset("tiny", head_dim=8, **overrides))
+    model.save_pretrained(folder)
+    tokenizer = gpt2_tokenizer()
+    tokenizer.model_max_length = 16
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("method", ["keep", "extend", "interpolate"])
+def test_resize_writes_a_new_folder(method, tmp_path, capsys):
+    from hf_embed import HfEmbedModel
+
+    source = saved_folder(tmp_path / "m")
+    before = {p.name: p.read_bytes() for p in source.iterdir()}
+    table = HfEmbedModel.from_pretrained(source).embeddings.wpe.weight.detach()
+    out = tmp_path / "longer"
+    args = ["resize", str(source), "--max-positions", "40", "--method", method, "--output", str(out)]
+    assert main(args) == 0
+    assert f"absolute positions 16 -> 40 ({method}); tokenizer copied" in capsys.readouterr().out
+    resized = HfEmbedModel.from_pretrained(out)
+    assert resized.config.max_position_embeddings == 40 and resized.embeddings.wpe.weight.shape == (40, 32)
+    if method == "interpolate":
+        expected = torch.nn.functional.interpolate(table.T[None], size=40, mode="linear", align_corners=True)[0].T
+        assert torch.equal(resized.embeddings.wpe.weight, expected)
+    else:
+        assert torch.equal(resized.embeddings.wpe.weight[:16], table)
+    assert AutoTokenizer.from_pretrained(out).model_max_length == 40
+    assert {p.name: p.read_bytes() for p in source.iterdir()} == before  # the model folder is not touched
+
+
+def test_resize_keeps_an_untied_head_and_a_dynamic_ropes_original_length(tmp_path, capsys):
+    from transformers import AutoModelForCausalLM
+
+    from hf_embed import HfEmbedForCausalLM
+
+    source = saved_folder(tmp_path / "lm", HfEmbedForCausalLM, tie_word_embeddings=False)
+    head = AutoModelForCausalLM.from_pretrained(source).lm_head.weight
+    assert main(["resize", str(source), "--max-positions", "8", "--output", str(tmp_path / "short")]) == 0
+    resized = AutoModelForCausalLM.from_pretrained(tmp_path / "short")
+    assert torch.equal(resized.lm_head.weight, head) and resized.config.max_position_embeddings == 8
+
+    rope = {"rope_type": "dynamic", "factor": 2.0}
+    source = saved_folder(tmp_path / "rotary", position_embedding_type="rotary", rope_parameters=rope)
+    assert main(["resize", str(source), "--max-positions", "64", "--output", str(tmp_path / "long")]) == 0
+    assert "rotary positions 16 -> 64 (keep)" in capsys.readouterr().out
+    config = AutoModel.from_pretrained(tmp_path / "long").config
+    assert config.rope_parameters == {**rope, "rope_theta": 10000.0, "original_max_position_embeddings": 16}
+
+
+def test_resize_checks_its_arguments_before_loading(tmp_path, capsys):
+    source = saved_folder(tmp_path / "m", position_embedding_type="rotary")
+    (source / "model.safetensors").write_bytes(b"not weights")  # anything that loads would fail on this
+    for bad in (["--max-positions", "0"], ["--max-positions", "x"], ["--max-positions", "8", "--method", "cubic"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["resize", str(source), *bad, "--output", str(tmp_path / "o")])
+        assert exit_info.value.code == 2
+    capsys.readouterr()
+    args = ["resize", str(source), "--max-positions", "64", "--method", "interpolate", "--output", str(tmp_path / "o")]
+    assert main(args) == 1
+    assert "--method interpolate resamples a learned position table;" in capsys.readouterr().err
+    assert main(["resize", str(source), "--max-positions", "64", "--output", str(source)]) == 1
+    assert "is one of the inputs: writing it would destroy that input" in capsys.readouterr().err
+    assert main(["resize", str(tmp_path / "nowhere"), "--max-positions", "64", "--output", str(tmp_path / "o")]) == 1
+    assert "no config.json" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -476,6 +476,11 @@ def test_resize_interpolate_is_a_linear_stretch(n, dtype):
 
 
 def test_resize_refuses_bad_arguments_and_wrapped_tables():
+    for scheme in ("sinusoidal", "rotary", "relative", "none"):
+        with pytest.raises(ValueError, match=rf"method='interpolate' resamples a learned position table; .*'{scheme}'"):
+            model_for(scheme).resize_position_embeddings(50, method="interpolate")
+    with pytest.raises(ValueError, match=r"give rope_parameters \{'rope_type': 'linear', 'factor': new / old\}"):
+        model_for("rotary").resize_position_embeddings(50, method="interpolate")
     model = model_for("absolute")
     with pytest.raises(ValueError, match=r"`method` must be one of \('keep', 'interpolate'\), got 'cubic'"):
         model.resize_position_embeddings(50, method="cubic")

@@ -448,6 +448,8 @@ class HfEmbeddings(nn.Module):
         if method not in RESIZE_METHODS:
             raise ValueError(f"`method` must be one of {RESIZE_METHODS}, got {method!r}")
         kind, wpe = self.position_embedding_type, self.wpe
+        if method == "interpolate" and kind != "absolute":
+            raise ValueError(interpolate_refusal(kind))
         expected = {"absolute": LearnedPositionEmbedding, "sinusoidal": SinusoidalPositionEmbedding}.get(kind)
         if expected is not None and type(wpe) is not expected:
             raise TypeError(
@@ -482,6 +484,19 @@ class HfEmbeddings(nn.Module):
 
 RESIZE_METHODS = ("keep", "interpolate")
 RESIZE_METHOD_ALIASES = {"extend": "keep"}  # the name before "keep" also crops
+
+
+def interpolate_refusal(position_embedding_type: str) -> str:
+    """Why `method="interpolate"` does not apply to a scheme other than the learned table (one message for the
+    model and the `hf-embed resize` command, which checks before loading anything)."""
+    hint = ""
+    if position_embedding_type == "rotary":  # Chen et al. (2023), position interpolation: transformers' "linear"
+        hint = "; to interpolate rotary positions, give rope_parameters {'rope_type': 'linear', 'factor': new / old}"
+    return (
+        f"method='interpolate' resamples a learned position table; position_embedding_type="
+        f"{position_embedding_type!r} has none (its positions are computed or clipped, so 'keep' only moves the "
+        f"limit){hint}"
+    )
 
 
 def _per_token_ids(name: str, ids, batch: int, seq_len: int) -> torch.Tensor:
@@ -740,13 +755,15 @@ class HfEmbedModel(HfEmbedPreTrainedModel):
                 bit, so shrinking keeps the first rows (as transformers' models and nanoGPT's `crop_block_size`
                 do), and growing appends rows initialized as at construction;
                 `"interpolate"`: the table is resampled linearly over the new length (first and last rows kept:
-                `torch.nn.functional.interpolate(mode="linear", align_corners=True)` along positions, in float32).
+                `torch.nn.functional.interpolate(mode="linear", align_corners=True)` along positions, in float32);
+                learned tables only (other schemes have no table to resample: a `ValueError`).
                 The sinusoidal table is recomputed at the new length; rotary, relative and none take the new limit
                 (a dynamic-NTK rotary scheme keeps its original length, recorded as
                 `rope_parameters["original_max_position_embeddings"]`, and scales past it).
 
         Raises:
-            ValueError: for a length that is not a positive integer, or an unknown `method`.
+            ValueError: for a length that is not a positive integer, an unknown `method`, or `"interpolate"` for a
+                scheme without a learned table.
             TypeError: when the learned or sinusoidal `wpe` is wrapped (a PEFT adapter): merge or remove it first.
         """
         self.embeddings.resize_position_embeddings(new_num_position_embeddings, method=method)

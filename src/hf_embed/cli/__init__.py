@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_init(subparsers)
     models.add_embed(subparsers)
     models.add_inspect(subparsers)
+    models.add_resize(subparsers)
     models.add_push(subparsers)
     plots.add_plot_positions(subparsers)
     corpus.add_tokenize(subparsers)

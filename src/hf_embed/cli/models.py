@@ -1,4 +1,4 @@
-"""Commands on model folders: `init`, `embed`, `inspect`, `push`."""
+"""Commands on model folders: `init`, `embed`, `inspect`, `resize`, `push`."""
 
 from __future__ import annotations
 
@@ -156,9 +156,18 @@ def _inspect(args: argparse.Namespace) -> int:
     model = HfEmbedModel.from_pretrained(args.model)
     c = model.config
     print(f"model:      {args.model}")
-    print(f"vocabulary: {c.vocab_size}")
+    real = c.real_vocab_size
+    print(f"vocabulary: {real}" + (f" tokens, table padded to {c.vocab_size} rows" if real < c.vocab_size else ""))
     print(f"hidden:     {c.hidden_size}")
-    print(f"positions:  {c.position_embedding_type}, max {c.max_position_embeddings}")
+    scheme = c.position_embedding_type
+    if scheme == "rotary":
+        rope = c.rope_parameters
+        scheme = f"rotary ({rope['rope_type']}, theta {rope['rope_theta']:g})"
+    print(f"positions:  {scheme}, max {c.max_position_embeddings}")
+    if c.embedding_multiplier != 1.0:
+        print(f"multiplier: {c.embedding_multiplier}")
+    if c.embedding_layernorm:
+        print(f"norm:       LayerNorm (eps {c.layer_norm_epsilon:g})")
     print(f"dtype:      {str(model.dtype).removeprefix('torch.')}")
     print(f"parameters: {model.num_parameters():,}")
     if args.token is None:
@@ -168,13 +177,70 @@ def _inspect(args: argparse.Namespace) -> int:
     if len(ids) != 1:
         pieces = tokenizer.convert_ids_to_tokens(ids)
         raise ValueError(f"{args.token!r} is {len(ids)} tokens {pieces}; give a single token")
-    table = model.get_input_embeddings().weight.detach().float()
+    table = model.get_input_embeddings().weight.detach()[:real].float()  # (V, D): no padding rows
     similarity = F.cosine_similarity(table, table[ids[0]].unsqueeze(0), dim=-1)  # (V,)
     top = torch.topk(similarity, min(args.top + 1, len(similarity)))
     print(f"nearest to {args.token!r} (id {ids[0]}) by cosine similarity:")
     for score, index in zip(top.values.tolist(), top.indices.tolist(), strict=True):
         if index != ids[0]:
             print(f"  {score:+.3f}  {index:>6}  {tokenizer.decode([index])!r}")
+    return 0
+
+
+def add_resize(subparsers) -> None:
+    p = subparsers.add_parser(
+        "resize",
+        help="write a copy of a model folder that takes a different number of positions",
+        description="Load a saved model folder, give it --max-positions positions (resize_position_embeddings), "
+        "and save it with its tokenizer (model_max_length updated) into a new folder. 'keep' keeps the first rows "
+        "of a learned table (shrinking keeps the first N, growing appends rows initialized as at construction; "
+        "'extend' is the same); 'interpolate' stretches the learned vectors linearly over the new length. Other "
+        "schemes compute their positions: 'keep' moves the limit (a dynamic-NTK rotary model then scales past its "
+        "original length).",
+    )
+    p.add_argument("model", type=Path, help="a saved hf-embed model folder")
+    p.add_argument("--max-positions", type=int_at_least(1), required=True, help="the new max_position_embeddings")
+    p.add_argument("--method", choices=("keep", "extend", "interpolate"), default="keep", help="default: %(default)s")
+    p.add_argument("--output", type=Path, required=True, help="the new folder (not the model folder itself)")
+    p.set_defaults(func=_resize)
+
+
+def _resize(args: argparse.Namespace) -> int:
+    import json
+
+    from ..atomic_write import check_output_is_not_an_input
+
+    check_model_folder(args.model)
+    config_file = args.model / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{args.model}: no config.json, so it is not a saved model folder")
+    check_output_folder(args.output)
+    check_output_is_not_an_input(args.output, [args.model])
+    saved = json.loads(config_file.read_text(encoding="utf-8"))
+    scheme = saved.get("position_embedding_type", "absolute")
+    if args.method == "interpolate" and scheme != "absolute":  # the model would refuse it too, after loading
+        raise ValueError(
+            f"--method interpolate resamples a learned position table; {args.model} has position_embedding_type "
+            f"{scheme!r}, which has none (use --method keep)"
+        )
+
+    from transformers import AutoTokenizer
+
+    from .. import HfEmbedForCausalLM, HfEmbedModel
+
+    # The class it was saved as, so that an untied LM head is kept
+    cls = HfEmbedForCausalLM if "HfEmbedForCausalLM" in (saved.get("architectures") or []) else HfEmbedModel
+    model = cls.from_pretrained(args.model)
+    old = model.config.max_position_embeddings
+    model.resize_position_embeddings(args.max_positions, method=args.method)
+    parts = [model]
+    if (args.model / "tokenizer_config.json").is_file() or (args.model / "tokenizer.json").is_file():
+        tokenizer = AutoTokenizer.from_pretrained(args.model)
+        tokenizer.model_max_length = args.max_positions
+        parts.append(tokenizer)
+    save_folder(args.output, *parts)
+    copied = "tokenizer copied" if len(parts) == 2 else "no tokenizer in the model folder"
+    print(f"{args.output}/: {scheme} positions {old} -> {args.max_positions} ({args.method}); {copied}")
     return 0
 
 
