@@ -300,5 +300,8 @@ def test_resize_checks_its_arguments_before_loading(tmp_path, capsys):
     assert main(["resize", str(source), "--max-positions", "64", "--output", str(source)]) == 1
     assert "is one of the inputs: writing it would destroy that input" in capsys.readouterr().err
     assert main(["resize", str(tmp_path / "nowhere"), "--max-positions", "64", "--output", str(tmp_path / "o")]) == 1
-    assert "no config.json" in capsys.readouterr().err
+    assert "nowhere: no such folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["resize", str(tmp_path / "empty"), "--max-positions", "64", "--output", str(tmp_path / "o")]) == 1
+    assert "empty: no config.json, so it is not a saved model folder" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
