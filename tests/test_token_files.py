@@ -26,8 +26,10 @@ from hf_embed.data import TokenFileDataset
 from hf_embed.token_files import (
     TokenFile,
     _choose_dtype,
+    iter_document_chunks,
     iter_text_chunks,
     read_header,
+    split_documents,
     tokenize_dataset,
     tokenize_files,
 )
@@ -379,23 +381,90 @@ def test_a_killed_writer_leaves_the_old_file_or_the_new_one(gpt2_tok, tmp_path, 
         monkeypatch.setattr(atomic_write, "fault_hook", None)
         assert whole() == (1 if k >= steps.index("renamed") else 0), f"died at {step!r}"
 
+    start = time.perf_counter()
+    assert in_child(lambda: (tokenize_files([sources[0]], output, gpt2_tok, num_threads=2), os._exit(0))) == 0
+    one_write = time.perf_counter() - start  # in a fork, as below: kills land before the first write ends and after
     rng = random.Random(0)
-    seen = set()
-    for trial in range(12):
+    outcomes = set()
+    for _ in range(12):
+        before = whole()
         pid = os.fork()
         if pid == 0:
             try:
-                for i in itertools.count(trial):
+                for i in itertools.count(1 - before):  # first the version the file does not hold
                     tokenize_files([sources[i % 2]], output, gpt2_tok, num_threads=2)
             finally:
                 os._exit(1)
-        time.sleep(rng.uniform(0.0, 2.0))
+        time.sleep(rng.uniform(0.0, 2.5 * one_write))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-        seen.add(whole())
-    assert seen == {0, 1}  # kills landed while each version was being written
+        outcomes.add("replaced" if whole() != before else "kept")
+    assert outcomes == {"kept", "replaced"}  # kills landed before and after a write was published
     tokenize_files([sources[0]], output, gpt2_tok)  # the next writer removes what the dead ones left
     assert [p.name for p in output.parent.iterdir()] == ["tokens.bin"]
+
+
+@pytest.mark.slow
+def test_documents_split_on_a_separator(gpt2_tok, tiktoken_gpt2, tmp_path):
+    """Each document ends after a separator (kept in it) and is tokenized alone, also across the reader's blocks."""
+    rng = random.Random(5)
+    sep = "<|endoftext|>"
+    # ~4.5 MB of ASCII text with separators everywhere, one straddling the reader's first 4 MB block boundary
+    words = [make_text(rng.randint(1, 1000), seed=i % 300).encode("ascii", "ignore").decode() for i in range(1900)]
+    text = sep.join(words)
+    assert len(text) > (1 << 22) + 100_000
+    text = text[: (1 << 22) - 5] + sep + text[(1 << 22) - 5 :]
+    path = write(tmp_path / "big.txt", text)
+    chunks = list(iter_document_chunks(path, sep, chunk_chars=1 << 14))
+    assert "".join(c for c, _ in chunks) == text
+    documents, current = [], None
+    for chunk, starts in chunks:
+        if starts:
+            current = []
+            documents.append(current)
+        current.append(chunk)
+    assert ["".join(d) for d in documents] == split_documents(text, sep)
+    for pieces in documents[:50] + documents[-50:]:  # each document's pieces encode to the document alone
+        whole = "".join(pieces)
+        assert [i for p in pieces for i in tiktoken_gpt2.encode(p, allowed_special="all")] == (
+            tiktoken_gpt2.encode(whole, allowed_special="all")
+        )
+    header = tokenize_files([path], tmp_path / "t.bin", gpt2_tok, split_documents_on=sep, chunk_chars=1 << 14)
+    file = TokenFile(tmp_path / "t.bin")
+    expected = [tiktoken_gpt2.encode(d, allowed_special="all") for d in split_documents(text, sep)]
+    assert header["documents"] == len(expected) > 1700 and header["split_documents_on"] == sep
+    assert file.document_offsets().tolist() == np.cumsum([0] + [len(e) for e in expected]).tolist()
+    assert file.read(0, file.count).tolist() == [i for e in expected for i in e]
+    assert all(e[-1] == 50256 for e in expected[:-1])  # <|endoftext|> ends its document as the eos id
+
+
+def test_split_documents_rules():
+    assert split_documents("a\n\nb\n\n\n\nc", "\n\n") == ["a\n\n", "b\n\n", "\n\n", "c"]
+    assert split_documents("\n\na\n\n", "\n\n") == ["\n\n", "a\n\n"]
+    assert split_documents("no separator", "\n\n") == ["no separator"]
+    with pytest.raises(ValueError, match=r"`split_documents_on` must be a non-empty str .*got ''"):
+        split_documents("x", "")
+
+
+def test_a_separator_that_never_occurs_is_an_error(gpt2_tok, tmp_path):
+    files = [write(tmp_path / f"{i}.txt", f"text {i}\r\n\r\nmore") for i in range(2)]
+    with pytest.raises(ValueError, match=r"the separator '\\n\\n\\n' occurs in none of the 2 input files"):
+        tokenize_files(files, tmp_path / "t.bin", gpt2_tok, split_documents_on="\n\n\n")
+    with pytest.raises(ValueError, match=r"`split_documents_on` must be a non-empty str"):
+        tokenize_files(files, tmp_path / "t.bin", gpt2_tok, split_documents_on="")
+    assert not (tmp_path / "t.bin").exists()
+    header = tokenize_files(files, tmp_path / "t.bin", gpt2_tok, split_documents_on="\r\n\r\n")
+    assert header["documents"] == 4
+
+
+def test_dataset_rows_are_documents(gpt2_tok, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    rows = [make_text(20, seed=s) for s in range(4)]
+    dataset = datasets.Dataset.from_dict({"text": [rows[0], "", rows[1], rows[2], "", rows[3]]})
+    header = tokenize_dataset(dataset, tmp_path / "d.bin", gpt2_tok, eos_between_rows=True)
+    assert header["documents"] == 4 and header["skipped_empty_rows"] == 2
+    lengths = [len(ids_of(gpt2_tok, row)) + (i < 3) for i, row in enumerate(rows)]  # the eos ends its row
+    assert TokenFile(tmp_path / "d.bin").document_offsets().tolist() == np.cumsum([0, *lengths]).tolist()
 
 
 def test_tokenize_dataset(gpt2_tok, tmp_path):

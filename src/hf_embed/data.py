@@ -1,9 +1,11 @@
-"""Sliding-window training data: the book's `GPTDatasetV1` / `create_dataloader_v1`, without copies.
+"""Training data: the book's `GPTDatasetV1` / `create_dataloader_v1` without copies, on one rank or many.
 
 Reference (Raschka, *Build a Large Language Model (From Scratch)*, chapter 2): window `i` starts
 at `i * stride` for `i in range(0, len(ids) - max_length, stride)`; its input is
 `ids[s : s + max_length]` and its target `ids[s + 1 : s + max_length + 1]`. Here a window is a
-view into the one id tensor, so memory stays that of the ids whatever the overlap.
+view into the one id tensor (or one read of a token file), so memory stays that of the ids whatever
+the overlap. `ShardSampler` gives every rank an equal share of one permutation per epoch;
+`create_dataloader(..., packing=...)` keeps documents apart (`packing.py`).
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from .packing import PACKING_MODES, BestFitWindows, ConcatWindows, InMemoryTokens, collate_packed
 from .token_files import (  # re-exported: `hf_embed.data` was their home before token_files.py
     TokenFile,
     iter_text_chunks,
     read_header,
     shard_files,
+    split_documents,
     tokenize_dataset,
     tokenize_files,
     write_token_file,
@@ -232,12 +237,16 @@ def create_dataloader(
     vocab_size: int | None = None,
     rank: int | None = None,
     world_size: int | None = None,
+    packing: str | None = None,
+    split_documents_on: str | None = None,
+    pad_id: int | None = None,
 ) -> DataLoader:
-    """The book's `create_dataloader_v1`, same defaults, same batches for the same seed.
+    """The book's `create_dataloader_v1`, same defaults, same batches for the same seed; or packed documents.
 
     Args:
         source: a text (a `str`, always the text itself: one that names an existing file is refused, pass
-            `pathlib.Path` for a token file), token ids, a `pathlib.Path` of a token file, or a window dataset.
+            `pathlib.Path` for a token file), a list of texts (documents), token ids, a list of id sequences
+            (documents), a `pathlib.Path` of a token file or Megatron pair, or a window dataset.
         tokenizer: encodes a text source (required then, e.g. `hf_embed.gpt2_tokenizer()`); with a token file,
             the file must have been written by it (header's tokenizer sha256 and vocabulary size).
         batch_size, max_length, stride, shuffle, drop_last, num_workers: as in the book.
@@ -248,6 +257,13 @@ def create_dataloader(
         vocab_size: the model's table size: ids must be below it (checked on ids and text; a token file's
             header must not name a larger vocabulary).
         rank, world_size: the shard to load; by default those of the initialized process group, else one process.
+        packing: None (the book's windows and batches), "concat" (the same windows, split at document starts) or
+            "best-fit" (whole documents packed into padded windows): batches are then dicts of `input_ids`,
+            `labels` and `position_ids` for `model(**batch)`, positions restarting at each document
+            (`hf_embed.packing`). The loader's `padded_fraction` says how much of an epoch is padding.
+        split_documents_on: cut a text into documents after each occurrence of this separator (kept).
+        pad_id: the id padding gets with "best-fit" (its labels are -100 whatever it is); default the
+            tokenizer's pad id, else the token file's eos id, else 0.
 
     Returns:
         A `DataLoader` yielding `(inputs, targets)`, each `(batch_size, max_length)` int64. Its sampler is a
@@ -259,7 +275,9 @@ def create_dataloader(
     Raises:
         ValueError: bad sizes, ids outside `vocab_size`, too few tokens for a window, a token file of another
             tokenizer or a larger vocabulary, a str that names a file, or (with `drop_last`) too few windows per
-            rank for one batch, decided from the global count so that every rank agrees.
+            rank for one batch, decided from the global count so that every rank agrees. With packing: an unknown
+            mode, a window dataset source, a separator that never occurs, an empty document, a file without
+            document boundaries, `max_length` < 2 for "best-fit".
         TypeError: a text without a tokenizer, ids that are not integers.
     """
     batch_size = check_positive_int("batch_size", batch_size)
@@ -268,20 +286,36 @@ def create_dataloader(
     if seed is not None and generator is not None:
         raise ValueError("pass either `generator` or `seed`, not both")
 
+    if packing is not None and packing not in PACKING_MODES:
+        raise ValueError(f"`packing` must be None, 'concat' or 'best-fit', got {packing!r}")
     if isinstance(source, Dataset):
+        if packing is not None:
+            raise ValueError(
+                f"packing={packing!r} needs documents, and a {type(source).__name__} yields the book's (inputs, "
+                "targets) windows: pass the text, the ids or the token file itself"
+            )
         dataset = source
     elif isinstance(source, os.PathLike):
-        dataset = TokenFileDataset(source, max_length, stride, vocab_size=vocab_size, tokenizer=tokenizer)
-    elif isinstance(source, str):
-        _check_not_a_file_name(source)
-        if tokenizer is None:
-            raise TypeError("a text needs a `tokenizer` (for GPT-2's: `tokenizer=hf_embed.gpt2_tokenizer()`)")
-        vocab_size = vocab_size if vocab_size is not None else vocab_size_of(tokenizer)
-        dataset = SlidingWindowDataset(
-            encode_array(tokenizer, source), max_length, stride, vocab_size, source=_describe_text(source)
-        )
+        if split_documents_on is not None:
+            raise ValueError("`split_documents_on` splits a text; a token file records its documents when written")
+        if packing is None:
+            dataset = TokenFileDataset(source, max_length, stride, vocab_size=vocab_size, tokenizer=tokenizer)
+        else:
+            file = TokenFile(source)
+            id_limit = file.check_vocabulary(vocab_size=vocab_size, tokenizer=tokenizer)
+            pad_id = _pad_id(pad_id, tokenizer, file.header.get("eos_token_id"), vocab_size)
+            dataset = _packed(packing, file, max_length, stride, pad_id, str(file.path), id_limit)
     else:
-        dataset = SlidingWindowDataset(source, max_length=max_length, stride=stride, vocab_size=vocab_size)
+        ids, offsets, name = _documents_in_memory(source, tokenizer, split_documents_on)
+        if tokenizer is not None and vocab_size is None:
+            vocab_size = vocab_size_of(tokenizer)
+        if packing is None:
+            dataset = SlidingWindowDataset(torch.from_numpy(ids), max_length, stride, vocab_size, source=name)
+        else:
+            if vocab_size is not None:
+                check_token_ids(torch.from_numpy(ids), vocab_size)
+            pad_id = _pad_id(pad_id, tokenizer, None, vocab_size)
+            dataset = _packed(packing, InMemoryTokens(ids, offsets), max_length, stride, pad_id, name)
 
     rank, world_size = _distributed_rank_and_size(rank, world_size)
     sampler = ShardSampler(
@@ -290,14 +324,67 @@ def create_dataloader(
     if seed is not None:  # DataLoader draws its workers' base seed from here, not from the global RNG
         generator = torch.Generator().manual_seed(seed)
     _check_enough_windows(len(dataset), len(sampler), world_size, batch_size, drop_last)
-    return DataLoader(
+    loader = DataLoader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,
         drop_last=drop_last,
         num_workers=num_workers,
         generator=generator,
+        collate_fn=None if packing is None else collate_packed,
     )
+    if packing is not None:
+        loader.padded_fraction = dataset.padded_fraction
+    return loader
+
+
+def _packed(packing: str, tokens, max_length: int, stride: int, pad_id: int, name: str, id_limit=None) -> Dataset:
+    max_length, stride = check_positive_int("max_length", max_length), check_positive_int("stride", stride)
+    if packing == "concat":
+        return ConcatWindows(tokens, max_length, stride, source=name, id_limit=id_limit)
+    return BestFitWindows(tokens, max_length, pad_id=pad_id, source=name, id_limit=id_limit)
+
+
+def _pad_id(pad_id: int | None, tokenizer, eos_id: int | None, vocab_size: int | None) -> int:
+    """The id padding gets: the one given, else the tokenizer's pad (or eos) id, else the file's eos id, else 0."""
+    if pad_id is None:
+        candidates = [getattr(tokenizer, "pad_token_id", None), eos_id, getattr(tokenizer, "eos_token_id", None)]
+        pad_id = next((c for c in candidates if isinstance(c, int)), 0)
+    if isinstance(pad_id, bool) or not isinstance(pad_id, int) or pad_id < 0:
+        raise ValueError(f"`pad_id` must be an integer >= 0, got {pad_id!r}")
+    if vocab_size is not None and pad_id >= vocab_size:
+        raise ValueError(f"`pad_id` {pad_id} is outside the vocabulary (size {vocab_size})")
+    return pad_id
+
+
+def _documents_in_memory(source, tokenizer, separator: str | None) -> tuple[np.ndarray, np.ndarray, str]:
+    """(ids back to back as int64, document offsets, how messages name the source) of a text or of ids."""
+    if isinstance(source, str) or (isinstance(source, list | tuple) and source and isinstance(source[0], str)):
+        texts = [source] if isinstance(source, str) else list(source)
+        if isinstance(source, str):
+            _check_not_a_file_name(source)
+        if tokenizer is None:
+            raise TypeError("a text needs a `tokenizer` (for GPT-2's: `tokenizer=hf_embed.gpt2_tokenizer()`)")
+        if not all(isinstance(text, str) for text in texts):
+            raise TypeError("a list of texts must hold only str")
+        name = _describe_text(source) if isinstance(source, str) else f"the {len(texts)} texts"
+        if separator is not None:
+            if not any(separator in text for text in texts):
+                raise ValueError(f"the separator {separator!r} never occurs in {name}: each text would be one document")
+            texts = [document for text in texts for document in split_documents(text, separator)]
+        documents = [encode_array(tokenizer, text).astype(np.int64) for text in texts]
+    else:
+        if separator is not None:
+            raise ValueError("`split_documents_on` splits a text; pass ids as a list of documents (one per sequence)")
+        nested = isinstance(source, list | tuple) and len(source) > 0 and not isinstance(source[0], int)
+        nested = nested and isinstance(source[0], list | tuple | torch.Tensor | np.ndarray)
+        sequences = list(source) if nested else [source]
+        documents = [_as_id_tensor(ids).numpy() for ids in sequences]
+        name = f"the {len(documents)} id sequences" if nested else "the id sequence"
+    offsets = np.zeros(len(documents) + 1, dtype=np.int64)
+    np.cumsum([len(d) for d in documents], out=offsets[1:])
+    ids = np.concatenate(documents) if documents else np.zeros(0, dtype=np.int64)
+    return ids.astype(np.int64, copy=False), offsets, name
 
 
 def _check_not_a_file_name(text: str) -> None:
@@ -368,13 +455,18 @@ class TokenFileDataset(_Windows):
         tokenizer=None,
     ):
         self.file = TokenFile(path)
-        self.file.check_vocabulary(vocab_size=vocab_size, tokenizer=tokenizer)
+        self._id_limit = self.file.check_vocabulary(vocab_size=vocab_size, tokenizer=tokenizer)
         self.path, self.header = self.file.path, self.file.header
         self._set_windows(self.file.count, max_length, stride, str(self.path))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         self.file.check()
         return super().__getitem__(index)
+
+    def _check_ids(self, windows: torch.Tensor) -> None:
+        """Ids of a file that records no vocabulary (Megatron's) are checked as they are read."""
+        if self._id_limit is not None:
+            check_range(windows, self._id_limit, f"{self.path}: token id", f"the vocabulary (size {self._id_limit})")
 
     def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """One batch, as DataLoader asks for it: the file is checked once, the windows read into one array."""
@@ -384,10 +476,13 @@ class TokenFileDataset(_Windows):
                 raise IndexError(f"window {index} out of range for {self._len} windows")
         starts = [(index % self._len) * self.stride for index in indices]
         windows = torch.from_numpy(self.file.read_windows(starts, self.max_length + 1))  # (B, max_length + 1)
+        self._check_ids(windows)
         return [(window[:-1], window[1:]) for window in windows]
 
     def _window(self, start: int) -> torch.Tensor:
-        return torch.from_numpy(self.file.read(start, start + self.max_length + 1))
+        window = torch.from_numpy(self.file.read(start, start + self.max_length + 1))
+        self._check_ids(window)
+        return window
 
 
 __all__ = [

@@ -13,7 +13,8 @@ crash or a second writer can never leave ids beside a header that does not descr
                   documents, and the sources; the file ends exactly where it ends
 
 Opening reads the prefix and the header, nothing else. Version 1 files (raw native-order ids plus a
-`<file>.json` sidecar, as hf-embed wrote them before) still open, without documents.
+`<file>.json` sidecar, as hf-embed wrote them before) still open, without documents; so do Megatron's indexed
+datasets (`PREFIX.bin` + `PREFIX.idx`, see `megatron.py`), which `write_token_file` also writes.
 
 This module is the one place that knows the format. It also streams text files in pieces that tokenize like
 the whole file, and writes token files on all cores.
@@ -35,6 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .atomic_write import check_output_is_not_an_input, write_file_atomically
+from .megatron import MegatronIndex, megatron_dtype, pair_of, prefix_of, write_pair
 from .tokenization import (
     PIECE_CHARS,
     SAFE_CUT_BYTES,
@@ -93,21 +95,27 @@ class TokenFile:
 
     Ids are read with `os.pread`, not through a memory map: a memory map turns a file truncated under the
     reader into SIGBUS, which kills the process; a short read is an error that names the file. (Measured with
-    `scripts/bench_token_reads.py`: reading a window this way is faster than slicing a map.)
+    `scripts/bench_token_reads.py`: a batch of windows reads as fast this way as by slicing a map.)
     """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"{self.path}: no such token file")
-        with self.path.open("rb") as f:
-            start = f.read(_PREFIX.size)
-            stat = os.fstat(f.fileno())
-            if start[: len(MAGIC)] == MAGIC:
-                self._open_v2(f, start, stat.st_size)
-                self._identities = {self.path: _Identity.of(stat)}
-                return
-        self._open_v1(stat)
+        self._megatron = None
+        if self.path.is_file():
+            with self.path.open("rb") as f:
+                start = f.read(_PREFIX.size)
+                stat = os.fstat(f.fileno())
+                if start[: len(MAGIC)] == MAGIC:
+                    self._open_v2(f, start, stat.st_size)
+                    self._identities = {self.path: _Identity.of(stat)}
+                    return
+        pair = pair_of(self.path)
+        if pair is not None:
+            self._open_megatron(*pair)
+        elif not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: no such token file (nor a Megatron {self.path}.bin/.idx pair)")
+        else:
+            self._open_v1(stat)
 
     def _open_v2(self, f, start: bytes, size: int) -> None:
         def corrupt(why: str) -> ValueError:
@@ -165,6 +173,15 @@ class TokenFile:
         self._documents_at, self._document_offsets = 0, 0
         self._identities = {self.path: _Identity.of(stat), sidecar: _Identity.of(sidecar.stat())}
 
+    def _open_megatron(self, bin_path: Path, idx_path: Path) -> None:
+        identities = {bin_path: _Identity.of(bin_path.stat()), idx_path: _Identity.of(idx_path.stat())}
+        self._megatron = MegatronIndex(bin_path, idx_path)
+        self.path, self.header = bin_path, self._megatron.header()
+        self.dtype, self.count = self._megatron.dtype, self._megatron.count
+        self._ids_at, self._ids_path = 0, bin_path
+        self._documents_at, self._document_offsets = 0, 0
+        self._identities = identities
+
     # The descriptor is per process: a copy in a DataLoader worker opens the file anew and checks it there.
     _fd: int | None = None
     _pid: int | None = None
@@ -206,31 +223,63 @@ class TokenFile:
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Ids `start .. stop - 1` as int64, shape (stop - start,)."""
-        return self.read_windows([start], stop - start)[0]
+        return self.read_rows([start], [stop - start], [0], stop - start)[0]
 
     def read_windows(self, starts: Sequence[int], length: int) -> np.ndarray:
         """Ids `start .. start + length - 1` for each start, as int64, shape (len(starts), length).
 
-        One `preadv` per window straight into one buffer, one conversion for all: a batch costs little more
-        than its syscalls.
+        The book's windows: one `preadv` per window straight into one buffer, one conversion for all.
         """
-        itemsize = self.dtype.itemsize
+        itemsize, base, count = self.dtype.itemsize, self._ids_at, self.count
         width = length * itemsize
         buffer = bytearray(len(starts) * width)
-        view = memoryview(buffer)
-        fd = self._descriptor()
-        for i, start in enumerate(starts):
-            if not 0 <= start <= start + length <= self.count:
-                raise IndexError(f"ids {start}..{start + length} are outside {self.path} ({self.count} ids)")
-            got = _pread_into(fd, view[i * width : (i + 1) * width], self._ids_at + start * itemsize)
-            if got != width:
+        view, fd, preadv = memoryview(buffer), self._descriptor(), _PREADV
+        for at, start in zip(range(0, len(buffer), width), starts, strict=True):
+            if start < 0 or start + length > count:
+                raise IndexError(f"ids {start}..{start + length} are outside {self.path} ({count} ids)")
+            if preadv(fd, [view[at : at + width]], base + start * itemsize) != width:
                 self.check()  # names what changed
                 raise ValueError(f"{self._ids_path}: the token file is shorter than when it was opened (truncated)")
         return np.frombuffer(buffer, self.dtype).reshape(len(starts), length).astype(np.int64)
 
+    def read_rows(
+        self, starts: Sequence[int], lengths: Sequence[int], rows: Sequence[int], width: int, fill: int = 0
+    ) -> np.ndarray:
+        """Runs of ids placed in rows of `width`: run `i` (ids `starts[i] .. starts[i] + lengths[i] - 1`) goes to
+        row `rows[i]`, right after the runs before it in that row; the rest of each row is `fill`.
+
+        Each run is one `preadv` straight into its place; one conversion to int64 for all, so a batch costs little
+        more than its syscalls. Returns int64 (max(rows) + 1, width).
+        """
+        shape = (max(rows, default=-1) + 1, width)
+        if fill:
+            info = np.iinfo(self.dtype)
+            if not info.min <= fill <= info.max:
+                raise ValueError(f"fill id {fill} does not fit {self.path}'s {self.dtype.name} ids")
+            out = np.full(shape, fill, dtype=self.dtype)  # in the file's dtype
+        else:
+            out = np.zeros(shape, dtype=self.dtype)
+        if out.size == 0:
+            return out.astype(np.int64)
+        view = memoryview(out).cast("B")
+        itemsize, base, count = self.dtype.itemsize, self._ids_at, self.count
+        fd, preadv = self._descriptor(), _PREADV
+        ends = list(range(0, shape[0] * width * itemsize, width * itemsize))  # where each row's next run goes
+        for start, length, row in zip(starts, lengths, rows, strict=True):
+            if start < 0 or start + length > count:
+                raise IndexError(f"ids {start}..{start + length} are outside {self.path} ({count} ids)")
+            at, nbytes = ends[row], length * itemsize
+            if preadv(fd, [view[at : at + nbytes]], base + start * itemsize) != nbytes:
+                self.check()  # names what changed
+                raise ValueError(f"{self._ids_path}: the token file is shorter than when it was opened (truncated)")
+            ends[row] = at + nbytes
+        return out.astype(np.int64)
+
     @property
     def num_documents(self) -> int | None:
         """How many documents the file records, or None where it records none (version 1)."""
+        if self._megatron is not None:
+            return self._megatron.documents
         return self._document_offsets - 1 if self._document_offsets else None
 
     def document_offsets(self) -> np.ndarray | None:
@@ -238,6 +287,9 @@ class TokenFile:
 
         Reads `8 * (documents + 1)` bytes and checks them (first 0, last the count, never decreasing).
         """
+        if self._megatron is not None:
+            self.check()
+            return self._megatron.document_offsets()
         if not self._document_offsets:
             return None
         wanted = 8 * self._document_offsets
@@ -250,14 +302,21 @@ class TokenFile:
             raise ValueError(f"{self.path}: corrupt token file (document offsets are not 0 .. {self.count} in order)")
         return offsets
 
-    def check_vocabulary(self, *, vocab_size: int | None = None, tokenizer=None) -> None:
+    def check_vocabulary(self, *, vocab_size: int | None = None, tokenizer=None) -> int | None:
         """Raise `ValueError` (naming both) unless the file's ids fit `vocab_size` and come from `tokenizer`.
 
         `vocab_size` is a model's table size: the file's vocabulary must not be larger. `tokenizer` must be the
         one that wrote the file (same sha256 of its serialized form; tiktoken encodings, which have none, are
         compared by vocabulary size).
+
+        Returns:
+            The bound every id read must stay below, where the file does not record its vocabulary (Megatron's
+            files): the reader checks the ids themselves then. None otherwise.
         """
         written = self.header.get("vocab_size")
+        if written is None:
+            limits = [n for n in (vocab_size, None if tokenizer is None else vocab_size_of(tokenizer)) if n is not None]
+            return min(limits, default=None)
         if vocab_size is not None and written is not None and written > vocab_size:
             raise ValueError(
                 f"{self.path} holds ids of a {written}-id vocabulary, but vocab_size is {vocab_size}: ids "
@@ -265,7 +324,7 @@ class TokenFile:
                 "tokenizer, or tokenize again with the model's tokenizer)"
             )
         if tokenizer is None:
-            return
+            return None
         size = vocab_size_of(tokenizer)
         try:
             digest = tokenizer_sha256(tokenizer)
@@ -280,15 +339,16 @@ class TokenFile:
                 f"{str(recorded)[:16]}...), the one given has {size} ids (sha256 {str(digest)[:16]}...); "
                 "pass the tokenizer that wrote it, or tokenize the text again with this one"
             )
+        return None
 
 
-def _pread_into(fd: int, buffer: memoryview, offset: int) -> int:
-    """Read into `buffer` from `offset` of `fd` (no new bytes object where `os.preadv` exists)."""
-    if hasattr(os, "preadv"):
-        return os.preadv(fd, [buffer], offset)
-    data = os.pread(fd, len(buffer), offset)
-    buffer[: len(data)] = data
+def _pread_fallback(fd: int, buffers: list[memoryview], offset: int) -> int:
+    data = os.pread(fd, len(buffers[0]), offset)
+    buffers[0][: len(data)] = data
     return len(data)
+
+
+_PREADV = getattr(os, "preadv", _pread_fallback)  # preadv reads into the buffer itself: no bytes object per read
 
 
 def read_header(path: str | Path) -> dict:
@@ -299,16 +359,47 @@ def read_header(path: str | Path) -> dict:
 # ---------------------------------------------------------------------------------------------- text in
 
 
-def iter_text_chunks(path: str | Path, chunk_chars: int = PIECE_CHARS) -> Iterator[str]:
-    """Pieces of a UTF-8 file (BOM dropped, line ends kept) cut where tokenization is unaffected.
+def _decode(buffer: bytearray, start: int, end: int, path: Path, offset: int) -> str:
+    try:
+        return str(memoryview(buffer)[start:end], "utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not valid UTF-8 at byte {offset + start + error.start}") from None
 
-    Encoding the pieces one by one gives the ids of the whole text: each is cut at a `tokenization.SAFE_CUT`
-    after at least `chunk_chars` bytes (the last may be shorter). The file is cut as bytes, and each piece
+
+def split_documents(text: str, separator: str) -> list[str]:
+    """`text` cut after each occurrence of `separator`: the documents, each ending with the separator it had.
+
+    No text is lost (the documents concatenate to `text`), and a separator such as `<|endoftext|>` ends its
+    document with the eos id once tokenized. Text after the last separator is the last document.
+    """
+    _check_separator(separator)
+    parts = text.split(separator)
+    return [part + separator for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+
+
+def _check_separator(separator: object) -> None:
+    if not isinstance(separator, str) or not separator:
+        raise ValueError(
+            f"`split_documents_on` must be a non-empty str (e.g. '\\n\\n' or '<|endoftext|>'), got {separator!r}"
+        )
+
+
+def iter_document_chunks(
+    path: str | Path, separator: str | None = None, chunk_chars: int = PIECE_CHARS
+) -> Iterator[tuple[str, bool]]:
+    """Pieces of a UTF-8 file (BOM dropped, line ends kept), each with whether a document starts with it.
+
+    Without `separator` the file is one document. With it, a document ends after each occurrence of `separator`
+    (as `split_documents` cuts a str). Pieces are cut at a `tokenization.SAFE_CUT` after at least `chunk_chars`
+    bytes, and at every document end: the pieces of a document encode to the ids of that document alone. The
+    file is cut as bytes (a UTF-8 separator matches as bytes exactly where it matches as text), each piece
     decoded once. Invalid UTF-8 is a `ValueError` naming the file and the byte offset.
     """
     path = Path(path)
+    needle = separator.encode("utf-8") if separator else None
+    keep = len(needle) - 1 if needle else 0  # a separator may begin in the last `keep` bytes read so far
     pending = bytearray()
-    offset = 0  # where pending[0] is in the file
+    offset, starts = 0, True  # where pending[0] is in the file; whether the next piece starts a document
     with path.open("rb") as f:
         block = f.read(max(1 << 22, 2 * chunk_chars))
         if block.startswith(codecs.BOM_UTF8):
@@ -316,24 +407,49 @@ def iter_text_chunks(path: str | Path, chunk_chars: int = PIECE_CHARS) -> Iterat
         while block:
             pending += block
             start = 0
-            while len(pending) - start > chunk_chars:
-                cut = SAFE_CUT_BYTES.search(pending, start + chunk_chars)
-                if cut is None:
+            while True:
+                end = pending.find(needle, start) if needle else -1
+                limit = end + len(needle) if end >= 0 else len(pending) - keep  # no cut past it
+                cut = (
+                    SAFE_CUT_BYTES.search(pending, start + chunk_chars, limit) if limit - start > chunk_chars else None
+                )
+                if cut is not None:  # a piece of a long document
+                    yield _decode(pending, start, cut.start(), path, offset), starts
+                    start, starts = cut.start(), False
+                elif end >= 0:  # the rest of a document, up to and with its separator
+                    yield _decode(pending, start, limit, path, offset), starts
+                    start, starts = limit, True
+                else:
                     break
-                yield _decode(pending, start, cut.start(), path, offset)
-                start = cut.start()
             del pending[:start]
             offset += start
             block = f.read(max(1 << 22, 2 * chunk_chars))
     if pending:
-        yield _decode(pending, 0, len(pending), path, offset)
+        yield _decode(pending, 0, len(pending), path, offset), starts
 
 
-def _decode(buffer: bytearray, start: int, end: int, path: Path, offset: int) -> str:
-    try:
-        return str(memoryview(buffer)[start:end], "utf-8")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: not valid UTF-8 at byte {offset + start + error.start}") from None
+def iter_text_chunks(path: str | Path, chunk_chars: int = PIECE_CHARS) -> Iterator[str]:
+    """Pieces of a UTF-8 file (BOM dropped, line ends kept) cut where tokenization is unaffected.
+
+    Encoding the pieces one by one gives the ids of the whole text: each is cut at a `tokenization.SAFE_CUT`
+    after at least `chunk_chars` bytes (the last may be shorter). Invalid UTF-8 is a `ValueError` naming the
+    file and the byte offset.
+    """
+    for text, _ in iter_document_chunks(path, None, chunk_chars):
+        yield text
+
+
+def _occurs_in(paths: Sequence[Path], separator: str) -> bool:
+    """Whether `separator` occurs in any of the files (read as bytes, 1 MB at a time; stops at the first)."""
+    needle = separator.encode("utf-8")
+    for path in paths:
+        tail = b""
+        with path.open("rb") as f:
+            while block := f.read(1 << 20):
+                if needle in tail + block:
+                    return True
+                tail = block[-(len(needle) - 1) :] if len(needle) > 1 else b""
+    return False
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -419,11 +535,15 @@ def write_token_file(
     dtype: str | None = None,
     num_threads: int | None = None,
     progress_bytes: int | None = None,
+    *,
+    output_format: str = "hf-embed",
 ) -> dict:
     """Encode `tasks` (lists of `Piece`) on all cores and write the ids, in order, as one token file.
 
     The file is published whole (`write_file_atomically`): an interrupted or failed run leaves the previous
-    output as it was, and no temporary behind. `header` adds fields to the JSON header (the sources).
+    output as it was, and no temporary behind. `header` adds fields to the JSON header (the sources). With
+    `output_format="megatron"`, `output` is a prefix and the ids go to Megatron's `PREFIX.bin` + `PREFIX.idx`,
+    one sequence per document (see `megatron.write_pair` for how the pair is published).
 
     Args:
         tasks: the text, in order, cut into units of work; a `Piece` says where documents start and where an
@@ -436,16 +556,26 @@ def write_token_file(
         dtype: "uint16" or "uint32"; default the smallest that holds the vocabulary.
         num_threads: encoding threads (default: all cores).
         progress_bytes: the input's size, for the progress bar on a terminal.
+        output_format: "hf-embed" (one file) or "megatron" (a `.bin`/`.idx` pair; Megatron picks the dtype).
 
     Returns:
-        The header written.
+        The header written (for Megatron, what its files would not hold: tokenizer, engine, sources).
     """
     output = Path(output)
+    if output_format not in ("hf-embed", "megatron"):
+        raise ValueError(f"`output_format` must be 'hf-embed' or 'megatron', got {output_format!r}")
     vocab_size = vocab_size_of(tokenizer)
-    dtype = _choose_dtype(vocab_size, dtype)
+    if output_format == "megatron":
+        if dtype is not None:
+            raise ValueError(f"Megatron's files take the dtype Megatron picks for the vocabulary; got dtype={dtype!r}")
+        np_dtype = megatron_dtype(vocab_size)
+        dtype = np_dtype.name
+    else:
+        dtype = _choose_dtype(vocab_size, dtype)
+        np_dtype = _DTYPES[dtype]
     eos = tokenizer.eos_token_id if getattr(tokenizer, "eos_token_id", None) is not None else None
     full_header = {
-        "format": TOKEN_FILE_FORMAT,
+        "format": TOKEN_FILE_FORMAT if output_format == "hf-embed" else "megatron-indexed-dataset",
         "version": VERSION,
         "dtype": dtype,
         "count": None,
@@ -456,38 +586,50 @@ def write_token_file(
         "documents": None,
     }
 
-    def write(temporary: str) -> None:
-        bar = tqdm(total=progress_bytes, unit="B", unit_scale=True, desc=output.name, disable=not sys.stderr.isatty())
-        try:
-            with open(temporary, "wb") as f:
-                f.seek(IDS_OFFSET)
-                count, starts = _write_ids(_encode_in_order(tasks, encoder, eos, _DTYPES[dtype]), f, bar)
-                offsets = np.append(starts, count).astype("<u8")  # (documents + 1,)
-                _, documents_at, _, header_at = _layout(count, _DTYPES[dtype], len(starts))
-                f.seek(documents_at)
-                f.write(offsets.tobytes())
-                # the engine and the sources: final once encoded
-                full_header.update(count=count, documents=len(starts), **encoder.record(), **header)
-                encoded_header = (json.dumps(full_header, indent=2) + "\n").encode("utf-8")
-                f.write(encoded_header)
-                f.seek(0)
-                f.write(
-                    _PREFIX.pack(
-                        MAGIC, VERSION, IDS_OFFSET, count, documents_at, len(offsets), header_at, len(encoded_header)
-                    )
+    def progress_bar():
+        return tqdm(total=progress_bytes, unit="B", unit_scale=True, desc=output.name, disable=not sys.stderr.isatty())
+
+    def write_ids(temporary: str) -> np.ndarray:  # Megatron's .bin: the ids alone
+        with progress_bar() as bar, open(temporary, "wb") as f:
+            count, starts = _write_ids(_encode_in_order(tasks, encoder, eos, np_dtype), f, bar)
+        full_header.update(count=count, documents=len(starts), **encoder.record(), **header)
+        return np.append(starts, count)
+
+    def write(temporary: str) -> None:  # hf-embed's one file
+        with progress_bar() as bar, open(temporary, "wb") as f:
+            f.seek(IDS_OFFSET)
+            count, starts = _write_ids(_encode_in_order(tasks, encoder, eos, np_dtype), f, bar)
+            offsets = np.append(starts, count).astype("<u8")  # (documents + 1,)
+            _, documents_at, _, header_at = _layout(count, np_dtype, len(starts))
+            f.seek(documents_at)
+            f.write(offsets.tobytes())
+            # the engine and the sources: final once encoded
+            full_header.update(count=count, documents=len(starts), **encoder.record(), **header)
+            encoded_header = (json.dumps(full_header, indent=2) + "\n").encode("utf-8")
+            f.write(encoded_header)
+            f.seek(0)
+            f.write(
+                _PREFIX.pack(
+                    MAGIC, VERSION, IDS_OFFSET, count, documents_at, len(offsets), header_at, len(encoded_header)
                 )
-        finally:
-            bar.close()
+            )
+
+    def publish() -> None:
+        if output_format == "megatron":
+            write_pair(prefix_of(output), write_ids, np_dtype)
+        else:
+            write_file_atomically(output, write)
 
     with Encoder(tokenizer, num_threads=num_threads) as encoder:
         try:
-            write_file_atomically(output, write)
+            publish()
         except EngineMismatch as mismatch:  # never seen; the pieces are encoded again, all of them, by tiktoken
             if iter(tasks) is tasks:
                 raise RuntimeError(f"{mismatch}; `tasks` is an iterator and cannot be encoded again") from None
             encoder.switch_to_tiktoken(str(mismatch))
-            write_file_atomically(output, write)
-    _remove_stale_sidecar(output)
+            publish()
+    if output_format == "hf-embed":
+        _remove_stale_sidecar(output)
     return full_header
 
 
@@ -587,6 +729,9 @@ def tokenize_files(
     shard_index: int = 0,
     num_shards: int = 1,
     chunk_chars: int = PIECE_CHARS,
+    *,
+    split_documents_on: str | None = None,
+    output_format: str = "hf-embed",
 ) -> dict:
     """Tokenize UTF-8 text files into one token file: the ids of each file, in order; each file a document.
 
@@ -600,35 +745,62 @@ def tokenize_files(
         shard_index, num_shards: this process takes its contiguous block of the files; the shards' outputs,
             concatenated in order, equal the single-process file.
         chunk_chars: bytes in the pieces a file is encoded in, at least (they tokenize like the whole file).
+        split_documents_on: a separator (a blank line "\\n\\n", "<|endoftext|>", ...): a document ends after
+            each occurrence, keeping the separator; each document is tokenized alone.
+        output_format: "hf-embed", or "megatron" for `PREFIX.bin` + `PREFIX.idx` (`output` is the prefix).
 
     Returns:
         The header written.
 
     Raises:
-        ValueError: no files, all files empty, a folder, invalid UTF-8 (naming file and byte), a bad shard.
+        ValueError: no files, all files empty, a folder, invalid UTF-8 (naming file and byte), a bad shard, an
+            output that is one of the inputs, a separator that occurs in no file.
         FileNotFoundError: a missing file.
     """
+    if split_documents_on is not None:
+        _check_separator(split_documents_on)
     tokenizer = tokenizer if tokenizer is not None else gpt2_tokenizer()
     paths, empty = _nonempty_files(files)
-    check_output_is_not_an_input(output, paths + empty)  # on the list: `files` may be a generator (Path.glob)
+    outputs = [Path(f"{prefix_of(output)}{s}") for s in (".bin", ".idx")] if output_format == "megatron" else [output]
+    for target in outputs:
+        check_output_is_not_an_input(target, paths + empty)  # on the list: `files` may be a generator (Path.glob)
+    if split_documents_on is not None and not _occurs_in(paths, split_documents_on):
+        raise ValueError(
+            f"the separator {split_documents_on!r} occurs in none of the {len(paths)} input files, so each file would "
+            "be one document; check it (the command line reads \\n, \\r, \\t and \\\\ as escapes)"
+        )
     _, paths = shard_files(paths, shard_index, num_shards)
 
-    def tasks():
+    def pieces():
         for i, path in enumerate(paths):
             # The last shard holds the last file, which alone has no eos after it.
             more_files = shard_index < num_shards - 1 or i < len(paths) - 1
-            for j, (chunk, last) in enumerate(_with_last(iter_text_chunks(path, chunk_chars))):
-                yield [Piece(chunk, starts_document=j == 0, eos_after=eos_between_files and last and more_files)]
+            for (chunk, starts), last in _with_last(iter_document_chunks(path, split_documents_on, chunk_chars)):
+                yield Piece(chunk, starts_document=starts, eos_after=eos_between_files and last and more_files)
+
+    def tasks():  # documents of a few words are batched, so that each task is worth a thread's time
+        task, size = [], 0
+        for piece in pieces():
+            task.append(piece)
+            size += len(piece.text)
+            if size >= chunk_chars:
+                yield task
+                task, size = [], 0
+        if task:
+            yield task
 
     sources = [{"path": str(p), "bytes": p.stat().st_size} for p in paths]
     header = {
         "files": sources,
         "skipped_empty_files": [str(p) for p in empty],
         "eos_between_files": eos_between_files,
+        "split_documents_on": split_documents_on,
         "shard": [shard_index, num_shards],
     }
     total = sum(s["bytes"] for s in sources)
-    return write_token_file(_Again(tasks), output, tokenizer, header, dtype, num_threads, progress_bytes=total)
+    return write_token_file(
+        _Again(tasks), output, tokenizer, header, dtype, num_threads, progress_bytes=total, output_format=output_format
+    )
 
 
 def tokenize_dataset(
@@ -640,12 +812,14 @@ def tokenize_dataset(
     dtype: str | None = None,
     num_threads: int | None = None,
     batch_size: int = 1000,
+    *,
+    output_format: str = "hf-embed",
 ) -> dict:
     """Tokenize a `datasets.Dataset` of text (any iterable of `{text_column: str}` rows) into a token file.
 
     Each row is a document; the ids equal tokenizing the rows one by one. `eos_between_rows` ends every row
     but the last with the eos id. Empty rows are no documents: they are skipped and counted in the header
-    (`skipped_empty_rows`).
+    (`skipped_empty_rows`). `output_format="megatron"` writes `PREFIX.bin` + `PREFIX.idx` instead.
     """
     tokenizer = tokenizer if tokenizer is not None else gpt2_tokenizer()
     names = getattr(dataset, "column_names", None)
@@ -679,7 +853,9 @@ def tokenize_dataset(
         if task:
             yield task
 
-    written = write_token_file(_Again(tasks), output, tokenizer, header, dtype, num_threads)
+    written = write_token_file(
+        _Again(tasks), output, tokenizer, header, dtype, num_threads, output_format=output_format
+    )
     if header["skipped_empty_rows"]:
         logger.warning("skipped %d empty rows (no documents)", header["skipped_empty_rows"])
     return written
@@ -690,9 +866,11 @@ __all__ = [
     "TOKEN_FILE_FORMAT",
     "Piece",
     "TokenFile",
+    "iter_document_chunks",
     "iter_text_chunks",
     "read_header",
     "shard_files",
+    "split_documents",
     "tokenize_dataset",
     "tokenize_files",
     "write_token_file",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -18,11 +19,26 @@ def add_tokenize(subparsers) -> None:
             "file: the ids (uint16 when the vocabulary fits, else uint32), where each document starts (each file "
             "is one), and a header naming the tokenizer and the sources. The file appears only when complete, "
             "replacing the previous one whole. Empty files are skipped with a warning. Open it with "
-            "create_dataloader(pathlib.Path(OUTPUT))."
+            "create_dataloader(pathlib.Path(OUTPUT)). With --format megatron, OUTPUT is a prefix and the ids go to "
+            "Megatron's indexed dataset, OUTPUT.bin + OUTPUT.idx (one sequence per document), which Megatron-LM, "
+            "NeMo, megatron-core and create_dataloader read."
         ),
     )
     p.add_argument("files", nargs="+", type=Path, help="UTF-8 text files, tokenized in the order given")
-    p.add_argument("--output", type=Path, required=True, help="the token file to write, e.g. tokens.bin")
+    p.add_argument("--output", type=Path, required=True, help="the token file to write (tokens.bin), or a prefix")
+    p.add_argument(
+        "--format",
+        choices=["hf-embed", "megatron"],
+        default="hf-embed",
+        help="hf-embed's one-file format (default), or Megatron's OUTPUT.bin + OUTPUT.idx",
+    )
+    p.add_argument(
+        "--split-documents-on",
+        metavar="TEXT",
+        type=_unescape,
+        help="end a document after each occurrence of TEXT (kept in it), e.g. '\\n\\n' or '<|endoftext|>'; "
+        "\\n, \\r, \\t and \\\\ are read as escapes. Default: each file is one document",
+    )
     p.add_argument("--tokenizer", default="gpt2", help="'gpt2' (built in, offline) or a saved tokenizer folder")
     p.add_argument("--eos-between-files", action="store_true", help="put the eos token between files")
     p.add_argument("--dtype", choices=["uint16", "uint32"], help="token dtype (default: the smallest that fits)")
@@ -30,6 +46,11 @@ def add_tokenize(subparsers) -> None:
     p.add_argument("--num-shards", type=int_at_least(1), default=1, help="split the files into this many shards")
     p.add_argument("--shard-index", type=int_at_least(0), default=0, help="which shard this process writes (0-based)")
     p.set_defaults(func=_tokenize)
+
+
+def _unescape(text: str) -> str:
+    """The separator a shell passes as `\\n\\n`: \\n, \\r, \\t and \\\\ become the characters they name."""
+    return re.sub(r"\\([nrt\\])", lambda m: {"n": "\n", "r": "\r", "t": "\t", "\\": "\\"}[m.group(1)], text)
 
 
 def _tokenize(args: argparse.Namespace) -> int:
@@ -40,7 +61,15 @@ def _tokenize(args: argparse.Namespace) -> int:
     if args.shard_index >= args.num_shards:
         raise ValueError(f"--shard-index {args.shard_index} is outside 0..{args.num_shards - 1} (--num-shards)")
     check_files(args.files)
-    check_output_is_not_an_input(args.output, args.files)  # before the tokenizer loads: fail at once
+    outputs = [args.output]
+    if args.format == "megatron":
+        from ..megatron import prefix_of
+
+        outputs = [Path(f"{prefix_of(args.output)}{suffix}") for suffix in (".bin", ".idx")]
+        if args.dtype is not None:
+            raise ValueError(f"--dtype {args.dtype}: Megatron's files take the dtype Megatron picks for the vocabulary")
+    for output in outputs:
+        check_output_is_not_an_input(output, args.files)  # before the tokenizer loads: fail at once
 
     from ..token_files import tokenize_files
 
@@ -55,13 +84,16 @@ def _tokenize(args: argparse.Namespace) -> int:
         num_threads=args.threads,
         shard_index=args.shard_index,
         num_shards=args.num_shards,
+        split_documents_on=args.split_documents_on,
+        output_format=args.format,
     )
     seconds = time.perf_counter() - start
     megabytes = sum(f["bytes"] for f in header["files"]) / 1e6
     skipped = len(header["skipped_empty_files"])
     print(
         f"{len(header['files'])} files{f' ({skipped} empty skipped)' if skipped else ''}, {megabytes:.1f} MB -> "
-        f"{header['count']:,} {header['dtype']} tokens in {header['documents']:,} documents in {args.output} "
+        f"{header['count']:,} {header['dtype']} tokens in {header['documents']:,} documents in "
+        f"{' + '.join(map(str, outputs))} "
         f"({megabytes / seconds:.1f} MB/s, engine {header['engine']})"
     )
     return 0
