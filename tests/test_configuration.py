@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import torch
+import transformers
 from transformers import AutoConfig
 
-from hf_embed import HfEmbedConfig, available_presets
+from hf_embed import HfEmbedConfig, HfEmbedModel, available_presets
 
 PRESET_WIDTHS = {"gpt2": 768, "gpt2-medium": 1024, "gpt2-large": 1280, "gpt2-xl": 1600, "book-ch2": 256, "tiny": 32}
 
@@ -50,7 +52,7 @@ def test_book_preset_is_the_chapter_setup():
 def test_preset_overrides_and_unknown_preset():
     assert HfEmbedConfig.from_preset("gpt2", max_position_embeddings=2048).max_position_embeddings == 2048
     assert set(PRESET_WIDTHS) <= set(available_presets())
-    with pytest.raises(ValueError, match=r"unknown preset 'gpt5'; available: book-ch2, gpt2"):
+    with pytest.raises(ValueError, match=r"unknown preset 'gpt5'; available: bloom-560m, book-ch2, gemma-2b, gpt2"):
         HfEmbedConfig.from_preset("gpt5")
 
 
@@ -70,3 +72,154 @@ def test_preset_overrides_and_unknown_preset():
 def test_validation_names_the_value(kwargs, message):
     with pytest.raises(ValueError, match=message):
         HfEmbedConfig(**kwargs)
+
+
+# --------------------------------------------------------------------------- presets of other families
+
+# The published config.json of each model (on the Hub: meta-llama/Meta-Llama-3-8B, meta-llama/Llama-3.1-8B,
+# mistralai/Mistral-7B-v0.1, Qwen/Qwen2-7B, google/gemma-2b, bigscience/bloom-560m), the numbers that shape the
+# embedding stage, written here by hand. Their layer counts do not matter to it (1 layer keeps the meta build small).
+PUBLISHED = {
+    "llama-3-8b": (
+        "Llama",
+        {
+            "vocab_size": 128256,
+            "hidden_size": 4096,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 8,
+            "max_position_embeddings": 8192,
+            "rope_theta": 500000.0,
+            "bos_token_id": 128000,
+            "eos_token_id": 128001,
+            "tie_word_embeddings": False,
+        },
+    ),
+    "llama-3.1-8b": (
+        "Llama",
+        {
+            "vocab_size": 128256,
+            "hidden_size": 4096,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 8,
+            "max_position_embeddings": 131072,
+            "rope_theta": 500000.0,
+            "rope_scaling": {
+                "factor": 8.0,
+                "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 8192,
+                "rope_type": "llama3",
+            },
+            "bos_token_id": 128000,
+            "eos_token_id": 128001,
+            "tie_word_embeddings": False,
+        },
+    ),
+    "mistral-7b": (
+        "Mistral",
+        {
+            "vocab_size": 32000,
+            "hidden_size": 4096,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 8,
+            "max_position_embeddings": 32768,
+            "rope_theta": 10000.0,
+            "bos_token_id": 1,
+            "eos_token_id": 2,
+            "tie_word_embeddings": False,
+        },
+    ),
+    "qwen2-7b": (
+        "Qwen2",
+        {
+            "vocab_size": 152064,
+            "hidden_size": 3584,
+            "num_attention_heads": 28,
+            "num_key_value_heads": 4,
+            "max_position_embeddings": 131072,
+            "rope_theta": 1000000.0,
+            "bos_token_id": 151643,
+            "eos_token_id": 151643,
+            "tie_word_embeddings": False,
+        },
+    ),
+    "gemma-2b": (
+        "Gemma",
+        {
+            "vocab_size": 256000,
+            "hidden_size": 2048,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 1,
+            "head_dim": 256,
+            "max_position_embeddings": 8192,
+            "rope_theta": 10000.0,
+            "bos_token_id": 2,
+            "eos_token_id": 1,
+            "pad_token_id": 0,
+            "tie_word_embeddings": True,
+        },
+    ),
+    "bloom-560m": (
+        "Bloom",
+        {
+            "vocab_size": 250880,
+            "hidden_size": 1024,
+            "n_head": 16,
+            "layer_norm_epsilon": 1e-05,
+            "bos_token_id": 1,
+            "eos_token_id": 2,
+            "pad_token_id": 3,
+            "tie_word_embeddings": True,
+        },
+    ),
+}
+
+
+def published_model(name: str):
+    """The published model's base class, built from its numbers on the meta device (nothing allocated)."""
+    prefix, values = PUBLISHED[name]
+    layers = {"n_layer": 1} if prefix == "Bloom" else {"num_hidden_layers": 1, "intermediate_size": 8}
+    config = getattr(transformers, f"{prefix}Config")(**values, **layers)
+    with torch.device("meta"):
+        return getattr(transformers, f"{prefix}Model")(config)
+
+
+@pytest.mark.parametrize("name", PUBLISHED)
+def test_family_presets_are_the_published_embedding_stages(name):
+    """Each preset is what `from_transformers` makes of the published config: sizes, ids, RoPE, multiplier, norm."""
+    from hf_embed.families import FAMILIES, stage_settings
+
+    preset = HfEmbedConfig.from_preset(name)
+    theirs = published_model(name)
+    expected = HfEmbedConfig(**FAMILIES[theirs.config.model_type].config(theirs.config, theirs))
+    assert stage_settings(preset) == stage_settings(expected)
+    for field in ("vocab_size", "max_position_embeddings", "bos_token_id", "eos_token_id", "pad_token_id"):
+        assert getattr(preset, field) == getattr(expected, field), field
+    assert preset.tie_word_embeddings == theirs.config.tie_word_embeddings
+    values = PUBLISHED[name][1]
+    assert (preset.vocab_size, preset.hidden_size) == (values["vocab_size"], values["hidden_size"])
+    if preset.position_embedding_type == "rotary":
+        assert preset.rope_theta == values["rope_theta"]
+        assert preset.head_dim == values.get("head_dim", values["hidden_size"] // values["num_attention_heads"])
+        assert preset.rope_parameters["rope_type"] == values.get("rope_scaling", {}).get("rope_type", "default")
+
+
+@pytest.mark.parametrize("name", PUBLISHED)
+def test_family_presets_build_on_the_meta_device_with_the_right_shapes(name):
+    preset = HfEmbedConfig.from_preset(name)
+    with torch.device("meta"):
+        model = HfEmbedModel(preset)
+    wte = model.embeddings.wte.weight
+    assert wte.is_meta and wte.shape == (preset.vocab_size, preset.hidden_size)
+    names = {n for n, _ in model.named_parameters()}
+    if name == "bloom-560m":
+        assert names == {"embeddings.wte.weight", "embeddings.norm.weight", "embeddings.norm.bias"}
+        assert model.embeddings.norm.weight.shape == (1024,)
+    else:  # rotary: the frequencies are computed on the CPU, and equal the published model's own rotary embedding
+        assert names == {"embeddings.wte.weight"}
+        theirs = published_model(name)
+        reference = type(theirs.rotary_emb)(theirs.config)  # built on the CPU this time
+        position_ids = torch.tensor([[0, 1, 100, 8191, 8192, 20000]])
+        cos, sin = model.embeddings.wpe(position_ids)
+        ref_cos, ref_sin = reference(torch.zeros(1), position_ids)
+        assert cos.shape == (1, 6, preset.head_dim) and torch.equal(cos, ref_cos) and torch.equal(sin, ref_sin)

@@ -68,3 +68,31 @@ def test_cli_plot_positions(tmp_path, capsys):
     assert "encodes no positions" in capsys.readouterr().err
     assert main(["plot-positions", "--preset", "tiny", "--positions", "99", "--output", str(out)]) == 1
     assert "99 positions exceed max_position_embeddings (16)" in capsys.readouterr().err
+
+
+def test_scaled_rope_is_what_is_plotted(tmp_path, capsys):
+    """The rotary picture is the scheme's own (cos, sin): a scaling rule changes it; the CLI takes rope_parameters."""
+    default = HfEmbedModel(
+        HfEmbedConfig.from_preset("tiny", position_embedding_type="rotary", max_position_embeddings=64)
+    )
+    yarn = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16}
+    scaled = HfEmbedModel(
+        HfEmbedConfig.from_preset(
+            "tiny", position_embedding_type="rotary", max_position_embeddings=64, rope_parameters=yarn
+        )
+    )
+    cos, sin = scaled.embeddings.wpe(torch.arange(64).unsqueeze(0))
+    assert torch.equal(position_vectors(scaled), torch.cat((cos[0], sin[0]), dim=-1))
+    assert not torch.allclose(position_vectors(scaled), position_vectors(default))
+
+    out = tmp_path / "yarn.png"
+    rope = '{"rope_type": "linear", "factor": 4.0}'
+    assert main(["plot-positions", "--preset", "tiny", "--rope-parameters", rope, "--output", str(out)]) == 0
+    assert "rotary (linear): 16 x 16 cosine similarities of positions" in capsys.readouterr().out
+    assert main(["plot-positions", "--preset", "llama-3.1-8b", "--output", str(out)]) == 0  # no 2 GB token table
+    assert "rotary (llama3): 1024 x 1024" in capsys.readouterr().out  # at most 1024 positions by default
+    with pytest.raises(SystemExit) as exit_info:
+        main(["plot-positions", "--preset", "tiny", "--rope-parameters", "[1, 2]"])
+    assert exit_info.value.code == 2
+    assert main(["plot-positions", "--preset", "llama-3.1-8b", "--positions", "9000", "--output", str(out)]) == 1
+    assert "9000 positions would make a 9000 x 9000 picture; at most 8192" in capsys.readouterr().err

@@ -21,18 +21,24 @@ from .position_embeddings import (
     SinusoidalPositionEmbedding,
 )
 
+DEFAULT_PLOT_POSITIONS = 1024  # without `num_positions`: max_position_embeddings up to this (Llama 3.1: 131072)
+MAX_PLOT_POSITIONS = 8192  # an (N, N) float32 similarity matrix of 256 MiB
+
 
 @torch.no_grad()
 def position_vectors(model: HfEmbedModel, num_positions: int | None = None) -> torch.Tensor:
     """(N, d) one vector per position (per clipped distance -k..k for the relative scheme), float32.
 
-    absolute / sinusoidal: the table's rows; rotary: `[cos, sin]` at each position (their dot product
-    depends only on the distance between positions); relative: the 2k + 1 distance embeddings.
+    absolute / sinusoidal: the table's rows; rotary: `[cos, sin]` at each position, as the scheme computes them
+    (scaled by its `rope_parameters`; their dot product depends only on the distance between positions); relative:
+    the 2k + 1 distance embeddings. `num_positions` defaults to max_position_embeddings, at most 1024.
     """
     wpe = model.embeddings.wpe
-    n = num_positions or model.config.max_position_embeddings
+    n = num_positions or min(model.config.max_position_embeddings, DEFAULT_PLOT_POSITIONS)
     if n > model.config.max_position_embeddings:
         raise ValueError(f"{n} positions exceed max_position_embeddings ({model.config.max_position_embeddings})")
+    if n > MAX_PLOT_POSITIONS:
+        raise ValueError(f"{n} positions would make a {n} x {n} picture; at most {MAX_PLOT_POSITIONS}")
     if isinstance(wpe, LearnedPositionEmbedding):
         return wpe.weight[:n].float()
     if isinstance(wpe, SinusoidalPositionEmbedding):
