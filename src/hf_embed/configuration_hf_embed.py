@@ -202,11 +202,11 @@ class HfEmbedConfig(PretrainedConfig):
         d = self.head_dim
         if d is not None and (isinstance(d, bool) or not isinstance(d, int) or d < 1):
             raise ValueError(f"`head_dim` must be a positive integer or None, got {d!r}")
-        if self.position_embedding_type == "rotary" and self.position_dim % 2:
-            raise ValueError(
-                f"rotary embeddings rotate pairs of dimensions: `head_dim` must be even, got {self.position_dim}"
-            )
         if self.position_embedding_type == "rotary":
+            if self.position_dim % 2:
+                raise ValueError(
+                    f"rotary embeddings rotate pairs of dimensions: `head_dim` must be even, got {self.position_dim}"
+                )
             _check_rope_parameters(self.rope_parameters, self.position_dim, self.max_position_embeddings)
         tables = [("vocab_size", self.vocab_size, self.hidden_size)]
         if self.position_embedding_type in ("absolute", "sinusoidal"):

@@ -837,8 +837,9 @@ class HfEmbedModel(HfEmbedPreTrainedModel):
         for ours, their_name in family.tables.items():
             source, target = self.embeddings.get_parameter(ours), base.get_parameter(their_name)
             if target.shape != source.shape:
-                mine, other = tuple(source.shape), tuple(target.shape)
-                raise ValueError(f"`{ours.split('.')[0]}` shapes differ: this model {mine}, {family.name} {other}")
+                table = ours.split(".")[0]
+                shapes = f"this model {tuple(source.shape)}, {family.name} {tuple(target.shape)}"
+                raise ValueError(f"`{table}` shapes differ: {shapes}")
         for ours, their_name in family.tables.items():
             base.get_parameter(their_name).copy_(self.embeddings.get_parameter(ours))
         return model
