@@ -17,8 +17,13 @@ from transformers import AutoModel, AutoTokenizer
 from hf_embed.cli import SAMPLE_TEXT, main
 
 
+def _worked_row(values: torch.Tensor) -> str:
+    return "[" + ", ".join(f"{v:+.4f}" for v in values.tolist()) + ", ...]"
+
+
 @pytest.mark.slow
 def test_demo_runs_offline_on_embedded_text(tmp_path, capsys, monkeypatch):
+    """The walk-through prints the tutorial's own numbers, each computed here again from torch."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     output = tmp_path / "demo"
     assert main(["demo", "--output", str(output)]) == 0
@@ -27,22 +32,72 @@ def test_demo_runs_offline_on_embedded_text(tmp_path, capsys, monkeypatch):
     assert "token embeddings: (8, 4) -> (8, 4, 256)" in printed
     assert "token + position embeddings: (8, 4) -> (8, 4, 256)" in printed
     assert "identical embeddings and token ids" in printed
-    model = AutoModel.from_pretrained(output)
+    model = AutoModel.from_pretrained(output).eval()
     tokenizer = AutoTokenizer.from_pretrained(output)
     assert model.config.hidden_size == 256 and model.config.max_position_embeddings == 4
-    first_ids = tokenizer(SAMPLE_TEXT)["input_ids"][:4]
-    assert str(first_ids[0]) in printed and len(tokenizer) == 50257
-    # the demo's model is the seeded book setup: seed 123, then nn.Embedding(50257, 256)
+    assert tokenizer.model_max_length == 4  # the saved tokenizer carries the model's real limit
+    ids = tokenizer(SAMPLE_TEXT, add_special_tokens=False, verbose=False)["input_ids"]
+    assert len(tokenizer) == 50257
+
+    # the book's small table and the lookup of token 3, exactly as torch prints them
+    torch.manual_seed(123)
+    small = torch.nn.Embedding(6, 3)
+    assert f"torch.manual_seed(123); torch.nn.Embedding(6, 3).weight:\n{small.weight}\n" in printed
+    row3 = str(small(torch.tensor([3])))
+    assert row3 == "tensor([[-0.4015,  0.9666, -1.1481]], grad_fn=<EmbeddingBackward0>)"  # the tutorial's row
+    assert f"embedding(torch.tensor([3])) =\n{row3}\n" in printed
+    with torch.no_grad():
+        one_hot = torch.nn.functional.one_hot(torch.tensor([3]), 6).float() @ small.weight
+    assert f"one_hot(3, 6) @ weight =\n{one_hot}\n   equal to row 3: True" in printed
+
+    # text -> ids, windows and their shifted targets
+    assert f"text: {len(SAMPLE_TEXT)} characters -> {len(ids)} GPT-2 token ids" in printed
+    assert f"{ids[1]:>6} {tokenizer.decode([ids[1]])!r}" in printed
+    for w in range(3):
+        window, target = ids[4 * w : 4 * w + 4], ids[4 * w + 1 : 4 * w + 5]
+        assert f"window {w}: ids[{4 * w}:{4 * w + 4}] = {window}  {tokenizer.decode(window)!r}" in printed
+        assert f"target {w}: ids[{4 * w + 1}:{4 * w + 5}] = {target}  {tokenizer.decode(target)!r}" in printed
+    inputs = torch.tensor([ids[4 * b : 4 * b + 4] for b in range(8)])
+    targets = torch.tensor([ids[4 * b + 1 : 4 * b + 5] for b in range(8)])
+    assert f"first batch inputs (8, 4):\n{inputs}\n" in printed and f"\n{targets}\n" in printed
+
+    # the seeded book setup (seed 123, then nn.Embedding(50257, 256)), and the worked sums of step 6
     torch.manual_seed(123)
     assert torch.equal(model.embeddings.wte.weight, torch.nn.Embedding(50257, 256).weight)
+    with torch.no_grad():
+        tokens = model.embeddings.wte.weight[inputs]  # (8, 4, 256)
+        positions = model.embeddings.wpe.weight[:4]  # (4, 256)
+        output = model(inputs).last_hidden_state
+    assert torch.equal(output, tokens + positions)
+    for b in (0, 1):
+        assert f"{_worked_row(tokens[b, 0, :3])}   wte(inputs)[{b}, 0]" in printed
+        assert f"   + position row 0       {_worked_row(positions[0, :3])}   wpe(arange(4))[0]" in printed
+        assert f"   = output row           {_worked_row(output[b, 0, :3])}   output[{b}, 0]" in printed
+    assert "(8, 4, 256) it broadcasts" in printed.replace("\n   ", " ")
+    assert "50304 = 786 x 64" in printed and "-> (50304, 256): rows 0..50256 unchanged (True)" in printed.replace(
+        "\n   ", " "
+    )
 
 
 @pytest.mark.slow
-def test_demo_with_text_file(tmp_path, capsys):
+def test_demo_with_text_file_and_quiet(tmp_path, capsys):
+    from hf_embed import gpt2_tokenizer
+
     text_file = tmp_path / "story.txt"
     text_file.write_text("Ein kleiner Text über Bücher und Straßen. " * 10, encoding="utf-8")
-    assert main(["demo", "--text-file", str(text_file), "--output", str(tmp_path / "out")]) == 0
-    assert "(8, 4) -> (8, 4, 256)" in capsys.readouterr().out
+    assert main(["demo", "--quiet", "--text-file", str(text_file), "--output", str(tmp_path / "out")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    text = text_file.read_text(encoding="utf-8")
+    n = len(gpt2_tokenizer()(text)["input_ids"])
+    windows = len(range(0, n - 4, 4))  # the book's windows: i in range(0, len(ids) - max_length, stride)
+    assert lines[0] == f"text: {len(text)} characters -> {n} GPT-2 token ids"
+    assert lines[1] == f"dataloader: {windows} windows, {-(-windows // 8)} batches; first batch inputs (8, 4):"
+    assert lines[2].startswith("tensor([[") and len(lines) == 13  # the short summary: 8 rows of ids
+    assert lines[10:] == [
+        "token embeddings: (8, 4) -> (8, 4, 256)",
+        "token + position embeddings: (8, 4) -> (8, 4, 256)",
+        f"saved to {tmp_path / 'out'}/ and reloaded with AutoModel/AutoTokenizer: identical embeddings and token ids",
+    ]
 
 
 def test_failure_is_one_line_with_exit_1(tmp_path, capsys):
@@ -84,8 +139,8 @@ def _offline_env(tmp_path):
 
 
 def test_every_subcommand_has_help(capsys):
-    commands = ["demo", "init", "embed", "inspect", "resize", "push", "plot-positions", "tokenize", "train-tokenizer"]
-    for command in commands:
+    commands = ["demo", "init", "embed", "inspect", "resize", "push", "plot-positions", "plot-tokens", "tokenize"]
+    for command in [*commands, "train-tokenizer"]:
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
         assert exit_info.value.code == 0
@@ -125,8 +180,9 @@ def test_init_embed_inspect(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "positions:  sinusoidal, max 1024" in printed and "parameters: 38,597,376" in printed
     lines = printed.strip().splitlines()
-    assert lines[6] == "nearest to ' king' (id 5822) by cosine similarity:" and len(lines) == 10
-    assert lines[7].split()[1:] == ["16599", "'", "queen'"] and lines[7].split()[0].startswith("+0.99")
+    assert lines[6] == "tokenizer:  50257 ids, bos 50256, eos 50256, pad 50256, model_max_length 1024"
+    assert lines[7] == "nearest to ' king' (id 5822) by cosine similarity:" and len(lines) == 11
+    assert lines[8].split()[1:] == ["16599", "'", "queen'"] and lines[8].split()[0].startswith("+0.99")
     assert main(["inspect", str(folder), "--token", "unbelievably"]) == 1
     assert "'unbelievably' is 4 tokens ['un', 'bel', 'iev', 'ably']" in capsys.readouterr().err
 
@@ -138,12 +194,6 @@ def test_init_embed_inspect(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "vocabulary: 50257 tokens, table padded to 50304 rows" in printed
     assert printed.strip().splitlines()[-1].split()[1] == "16599"
-
-
-def test_init_refuses_a_tokenizer_too_big_for_the_model(tmp_path, capsys):
-    assert main(["init", "--preset", "tiny", "--output", str(tmp_path / "m")]) == 1
-    assert "the tokenizer produces 50257 ids but the model's vocab_size is 99" in capsys.readouterr().err
-    assert not (tmp_path / "m").exists()
 
 
 @pytest.mark.slow
@@ -159,10 +209,261 @@ def test_init_from_gpt2(tmp_path, capsys):
     assert torch.equal(model.embeddings.wte.weight, gpt2.transformer.wte.weight)
 
 
+def test_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"hf-embed {version('hf-embed')} (torch {version('torch')}, transformers ")
+
+
+def test_train_tokenizer_says_when_the_corpus_is_too_small(tmp_path, capsys):
+    from transformers import AutoTokenizer
+
+    corpus = tmp_path / "small.txt"
+    corpus.write_text("hello world, hello tokenizer. " * 50, encoding="utf-8")
+    assert main(["train-tokenizer", str(corpus), "--vocab-size", "50000", "--output", str(tmp_path / "tok")]) == 0
+    reached = len(AutoTokenizer.from_pretrained(tmp_path / "tok"))
+    assert 258 <= reached < 300
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"hf-embed train-tokenizer: warning: the corpus gave a vocabulary of {reached} tokens, not the 50000 asked "
+        "for: no pair left occurs at least min_frequency=2 times (more text, or a lower min_frequency, gives more)\n"
+    )
+    assert captured.out == f"trained a byte-level BPE of {reached} tokens (asked for 50000) -> {tmp_path / 'tok'}/\n"
+    assert main(["train-tokenizer", str(corpus), "--vocab-size", "270", "--output", str(tmp_path / "t2")]) == 0
+    assert capsys.readouterr().err == ""  # reached: no warning
+
+
+def test_train_tokenizer_names_the_file_and_byte_it_cannot_read(tmp_path, capsys):
+    good = tmp_path / "good.txt"
+    good.write_text("plain text " * 20, encoding="utf-8")
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("a caf\xe9 ".encode("latin-1") * 5)
+    output = tmp_path / "tok"
+    assert main(["train-tokenizer", str(good), str(latin1), "--vocab-size", "300", "--output", str(output)]) == 1
+    assert capsys.readouterr().err == f"hf-embed train-tokenizer: error: {latin1}: not valid UTF-8 at byte 5\n"
+    assert main(["train-tokenizer", str(tmp_path / "nope.txt"), "--vocab-size", "300", "--output", str(output)]) == 1
+    assert capsys.readouterr().err == f"hf-embed train-tokenizer: error: {tmp_path / 'nope.txt'}: no such file\n"
+    assert not output.exists()
+
+
+def _no_loading(monkeypatch):
+    """Make any model or tokenizer load fail the test: the checks must come first."""
+    from hf_embed import HfEmbedModel
+    from hf_embed.cli import common
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model or tokenizer was loaded before the arguments were checked")
+
+    monkeypatch.setattr(HfEmbedModel, "from_pretrained", refuse)
+    monkeypatch.setattr(common, "load_tokenizer", refuse)
+    monkeypatch.setattr("transformers.AutoTokenizer.from_pretrained", refuse)
+
+
+def _tiny_tokenizer(folder: Path) -> Path:
+    from hf_embed.tokenization import train_tokenizer
+
+    train_tokenizer([SAMPLE_TEXT] * 3, 300).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.slow
+def test_init_takes_the_tokenizers_sizes_and_ids(tmp_path, capsys):
+    from transformers import pipeline
+
+    tokenizer_dir = _tiny_tokenizer(tmp_path / "tok")  # 300 ids, <|endoftext|> = 0
+    folder = tmp_path / "m"
+    args = ["init", "--preset", "gpt2", "--tokenizer", str(tokenizer_dir), "--max-positions", "4", "--output"]
+    assert main([*args, str(folder)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"{folder}/: 300 x 768 tokens, absolute positions up to 4, float32, ")
+    assert f"tokenizer {tokenizer_dir}: 300 ids; bos 0, eos 0, pad 0; model_max_length 4" in printed
+    model = AutoModel.from_pretrained(folder)
+    c = model.config
+    assert (c.vocab_size, c.bos_token_id, c.eos_token_id, c.pad_token_id) == (300, 0, 0, 0)
+    assert AutoTokenizer.from_pretrained(folder).model_max_length == 4  # the model's real limit
+    extractor = pipeline("feature-extraction", model=str(folder))
+    features = extractor("a text much longer than four tokens, cut where the model must cut it", truncation=True)
+    assert torch.tensor(features).shape == (1, 4, 768)
+
+    padded = tmp_path / "padded"
+    assert main(["init", "--preset", "book-ch2", "--vocab-size", "50304", "--output", str(padded)]) == 0
+    assert "tokenizer gpt2: 50257 ids, rows 50257..50303 unused by the tokenizer" in capsys.readouterr().out
+    padded_config = AutoModel.from_pretrained(padded).config
+    assert (padded_config.vocab_size, padded_config.unpadded_vocab_size) == (50304, 50257)
+    assert main(["inspect", str(padded)]) == 0
+    assert "vocabulary: 50257 tokens, table padded to 50304 rows" in capsys.readouterr().out
+
+
+def test_init_refuses_what_would_be_a_trap(tmp_path, capsys, monkeypatch):
+    _no_loading(monkeypatch)
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine", encoding="utf-8")
+    assert main(["init", "--preset", "tiny", "--output", str(folder)]) == 1
+    assert capsys.readouterr().err == (
+        f"hf-embed init: error: --output {folder}: exists and is not empty (notes.txt); pass --force to replace "
+        "its model and tokenizer\n"
+    )
+    assert main(["init", "--tokenizer", str(tmp_path / "no-tok"), "--output", str(tmp_path / "x")]) == 1
+    assert f"--tokenizer {tmp_path / 'no-tok'}: no such folder" in capsys.readouterr().err
+    assert (
+        main(["init", "--from-gpt2", str(tmp_path / "g"), "--hidden-size", "8", "--output", str(tmp_path / "x")]) == 1
+    )
+    assert "--hidden-size: the table sizes of --from-gpt2 are the checkpoint's" in capsys.readouterr().err
+    for argv, message in [
+        (["--preset", "nope"], "argument --preset: invalid choice: 'nope' (choose from 'book-ch2', 'gpt2'"),
+        (["--hidden-size", "0"], "argument --hidden-size: 0 is less than 1"),
+        (["--position-embedding-type", "alibi"], "argument --position-embedding-type: invalid choice: 'alibi'"),
+        (["--dtype", "int8"], "argument --dtype: invalid choice: 'int8'"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["init", *argv, "--output", str(tmp_path / "x")])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"] and [p.name for p in folder.iterdir()] == ["notes.txt"]
+
+
+@pytest.mark.slow
+def test_init_sizes_dtype_and_the_per_head_rotary_default(tmp_path, capsys):
+    from hf_embed import HfEmbedModel
+
+    cases = [
+        (["--hidden-size", "128"], 64),  # 64 divides 128: one head's width
+        (["--hidden-size", "96"], 96),  # 64 does not divide 96: the whole width
+        (["--hidden-size", "96", "--head-dim", "32"], 32),
+    ]
+    for i, (options, head_dim) in enumerate(cases):
+        folder = tmp_path / f"m{i}"
+        args = ["init", "--preset", "tiny", "--position-embedding-type", "rotary", *options, "--output", str(folder)]
+        assert main(args) == 0
+        assert f"rotary positions up to 16 (head_dim {head_dim})" in capsys.readouterr().out
+        model = HfEmbedModel.from_pretrained(folder)
+        assert model.config.head_dim == head_dim
+        _, (cos, _) = model(torch.tensor([[1, 2, 3]]), return_dict=False)[:2]
+        assert cos.shape == (1, 3, head_dim)
+    folder = tmp_path / "bf16"
+    assert (
+        main(["init", "--preset", "tiny", "--vocab-size", "50304", "--dtype", "bfloat16", "--output", str(folder)]) == 0
+    )
+    assert "50304 x 32 tokens, absolute positions up to 16, bfloat16" in capsys.readouterr().out
+    model = HfEmbedModel.from_pretrained(folder)
+    assert model.dtype == torch.bfloat16 and model.config.vocab_size == 50304
+    assert main(["init", "--preset", "tiny", "--vocab-size", "99", "--output", str(tmp_path / "small")]) == 1
+    assert capsys.readouterr().err == (
+        "hf-embed init: error: --vocab-size 99 is smaller than the tokenizer's 50257 ids: ids 99..50256 would have "
+        "no row in the table; give at least 50257, or leave --vocab-size out to take the tokenizer's size\n"
+    )
+    assert main(["init", "--preset", "tiny", "--force", "--output", str(folder)]) == 0  # replaced
+    assert HfEmbedModel.from_pretrained(folder).dtype == torch.float32
+
+
+@pytest.mark.slow
+def test_embed_lines_in_batches_with_pooling(tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    from hf_embed import HfEmbedModel
+
+    folder = tmp_path / "m"
+    assert main(["init", "--preset", "tiny", "--output", str(folder)]) == 0
+    lines = tmp_path / "lines.txt"
+    texts = ["The keeper counted ships.", "", "One winter a ship came in without a name.", "Gone."]
+    lines.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    model = HfEmbedModel.from_pretrained(folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    kept = [0, 2, 3]  # the blank line is skipped; rows keep their line numbers
+    alone = [model(torch.tensor([tokenizer(texts[i])["input_ids"]])).last_hidden_state[0] for i in kept]
+    capsys.readouterr()
+    for pooling in ("none", "mean", "last"):
+        out = tmp_path / f"{pooling}.safetensors"
+        args = ["embed", str(folder), "--lines", str(lines), "--batch-size", "2", "--pooling", pooling]
+        assert main([*args, "--output", str(out)]) == 0
+        saved = load_file(out)
+        assert saved["text_index"].tolist() == kept and saved["window_start"].tolist() == [0, 0, 0]
+        lengths = saved["attention_mask"].sum(1).tolist()
+        assert lengths == [len(a) for a in alone]
+        for row, reference in enumerate(alone):
+            n = lengths[row]
+            assert saved["input_ids"][row, :n].tolist() == tokenizer(texts[kept[row]])["input_ids"]
+            if pooling == "none":
+                assert torch.equal(saved["embeddings"][row, :n], reference)
+                assert not saved["embeddings"][row, n:].any()  # pads are zeros
+            elif pooling == "mean":
+                torch.testing.assert_close(saved["embeddings"][row], reference.mean(0), rtol=0, atol=1e-6)
+            else:
+                assert torch.equal(saved["embeddings"][row], reference[-1])
+    printed = capsys.readouterr().out
+    assert (
+        f"3 texts (1 blank line skipped): input_ids (3, {max(lengths)}) -> embeddings (3, 32) float32, pooling last"
+        in printed
+    )
+    npz = tmp_path / "e.npz"
+    assert main(["embed", str(folder), "--text", "Hello", "--text", "world, again", "--output", str(npz)]) == 0
+    with np.load(npz) as arrays:
+        assert sorted(arrays) == ["attention_mask", "embeddings", "input_ids", "text_index", "window_start"]
+        assert arrays["embeddings"].shape == (2, 3, 32) and arrays["attention_mask"].tolist() == [[1, 0, 0], [1] * 3]
+
+
+@pytest.mark.slow
+def test_embed_windows_over_a_long_text(tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    from hf_embed import HfEmbedModel
+
+    folder = tmp_path / "m"
+    assert main(["init", "--preset", "tiny", "--output", str(folder)]) == 0  # 16 positions
+    book = tmp_path / "book.txt"
+    book.write_text(SAMPLE_TEXT, encoding="utf-8")
+    ids = AutoTokenizer.from_pretrained(folder)(SAMPLE_TEXT)["input_ids"]
+    out = tmp_path / "w.safetensors"
+    assert main(["embed", str(folder), "--file", str(book), "--output", str(out)]) == 1
+    assert capsys.readouterr().err == (
+        f"hf-embed embed: error: text 0 is {len(ids)} tokens, more than max_position_embeddings (16); pass "
+        "--truncate to keep the first 16 or --stride N to embed it in windows of 16\n"
+    )
+    assert main(["embed", str(folder), "--file", str(book), "--stride", "8", "--output", str(out)]) == 0
+    saved = load_file(out)
+    starts = saved["window_start"].tolist()
+    assert starts == list(range(0, len(ids) - 16 + 8, 8))[: len(starts)] and starts[-1] + 16 >= len(ids)
+    assert starts[-2] + 16 < len(ids)  # the last window is the first that reaches the end
+    model = HfEmbedModel.from_pretrained(folder).eval()
+    for row, start in enumerate(starts):
+        window = ids[start : start + 16]
+        assert saved["input_ids"][row, : len(window)].tolist() == window
+        expected = model(torch.tensor([window])).last_hidden_state[0]
+        assert torch.equal(saved["embeddings"][row, : len(window)], expected)
+    assert set(saved["text_index"].tolist()) == {0}
+
+
+def test_embed_checks_every_file_before_loading(tmp_path, capsys, monkeypatch):
+    _no_loading(monkeypatch)
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text("{}", encoding="utf-8")
+    missing = tmp_path / "missing.txt"
+    for args, message in [
+        (["--file", str(missing), "--output", "e.npy"], f"--file {missing}: no such file"),
+        (["--lines", str(tmp_path), "--output", "e.npy"], f"--lines {tmp_path}: is a folder, not a file"),
+    ]:
+        assert main(["embed", str(model), *args]) == 1
+        assert capsys.readouterr().err == f"hf-embed embed: error: {message}\n"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["embed", str(model), "--text", "x", "--output", "e.txt"])
+    assert exit_info.value.code == 2
+    assert "argument --output: 'e.txt' must end in .safetensors or .npz or .npy" in capsys.readouterr().err
+    assert main(["embed", str(tmp_path / "nope"), "--text", "x", "--output", "e.npy"]) == 1
+    assert capsys.readouterr().err == f"hf-embed embed: error: {tmp_path / 'nope'}: no such folder\n"
+    assert main(["embed", str(tmp_path), "--text", "x", "--output", "e.npy"]) == 1
+    assert f"{tmp_path}: no config.json, so it is not a saved model folder" in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------- start-up and argument checks
 
 HEAVY = ("torch", "transformers", "numpy", "tokenizers", "safetensors")
-COMMANDS = ["demo", "init", "embed", "inspect", "resize", "push", "plot-positions", "tokenize", "train-tokenizer"]
+COMMANDS = ["demo", "init", "embed", "inspect", "resize", "push", "plot-positions", "plot-tokens", "tokenize"]
+COMMANDS += ["train-tokenizer"]
 
 
 @pytest.mark.slow
@@ -175,7 +476,14 @@ def test_help_and_argument_errors_import_nothing_heavy(tmp_path):
         (["--help"], 0),
         *(([command, "--help"], 0) for command in COMMANDS),
         (["no-such-command"], 2),
-        (["embed", folder, "--text", "x", "--output", "e.npz"], 2),
+        (["embed", folder, "--text", "x", "--output", "e.txt"], 2),
+        (["embed", folder, "--lines", missing, "--output", "e.npz"], 1),
+        (["embed", folder, "--text", "x", "--output", "e.npy", "--pooling", "max"], 2),
+        (["init", "--hidden-size", "0", "--output", folder], 2),
+        (["init", "--tokenizer", missing, "--output", folder], 1),
+        (["init", "--output", str(tmp_path)], 1),  # not empty, no --force
+        (["plot-tokens", missing, "--ids", "1", "2", "3"], 1),
+        (["plot-tokens", folder, "--ids", "1", "2", "3", "--output", "t.gif"], 2),
         (["embed", missing, "--text", "x", "--output", "e.npy"], 1),
         (["embed", folder, "--file", missing, "--output", "e.npy"], 1),
         (["embed", folder, "--text", "x", "--output", text], 2),
@@ -190,6 +498,7 @@ def test_help_and_argument_errors_import_nothing_heavy(tmp_path):
         (["resize", folder, "--max-positions", "8", "--method", "cubic", "--output", "o"], 2),
         (["push", missing, "user/name"], 1),
         (["plot-positions", "--preset", "tiny", "--output", "p.jpg"], 2),
+        (["plot-positions", "--model", folder], 1),  # no config.json
         (["plot-positions", "--preset", "tiny", "--positions", "0"], 2),
         (["plot-positions", "--model", folder, "--position-embedding-type", "rotary"], 1),
         (["tokenize", missing, "--output", "t.bin"], 1),

@@ -59,7 +59,7 @@ def test_init_publishes_model_and_tokenizer_together(tmp_path, monkeypatch):
 
     monkeypatch.setattr(atomic_write, "fault_hook", fail_before_the_swap)
     (output / "tokenizer.json").unlink()  # so that a tokenizer in the folder can only be the second init's
-    assert main(["init", "--preset", "book-ch2", "--seed", "2", "--output", str(output)]) == 1
+    assert main(["init", "--preset", "book-ch2", "--seed", "2", "--force", "--output", str(output)]) == 1
     assert torch.equal(HfEmbedModel.from_pretrained(output).embeddings.wte.weight, first)
     assert not (output / "tokenizer.json").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

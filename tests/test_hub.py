@@ -7,6 +7,7 @@ would; nothing is sent anywhere but the loopback interface.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -164,3 +165,74 @@ def test_cli_push(hub, tmp_path):
         and failed.stderr.startswith("hf-embed push: error:")
         and "Traceback" not in failed.stderr
     )
+
+
+CLI = "import sys; from hf_embed.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def test_push_without_a_token_says_how_to_give_one(hub, tmp_path):
+    model_dir = tmp_path / "model"
+    HfEmbedModel(HfEmbedConfig.from_preset("tiny")).save_pretrained(model_dir)
+    env = hub_env(hub, tmp_path, "no-token")
+    del env["HF_TOKEN"]  # and HF_HOME is empty: no saved login either
+    result = run(CLI, ["push", str(model_dir), "dave/no-token"], env)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == (
+        "hf-embed push: error: no Hugging Face token to push dave/no-token: give one with `--token` (`token=` in "
+        "Python), the HF_TOKEN environment variable, or `hf auth login`\n"
+    )
+    library = run(PUSH_ONLY, [], env)
+    assert "PermissionError: no Hugging Face token to push alice/failing" in library.stderr
+    refused = run(CLI, ["push", str(model_dir), "dave/no-token", "--token", "hf_wrong"], env)
+    assert refused.returncode == 1 and len(refused.stderr.splitlines()) == 1
+    assert refused.stderr.startswith(f"hf-embed push: error: the Hub at {hub.url} refused the token (401 Unauthorized")
+    assert "`--token`" in refused.stderr and "HF_TOKEN" in refused.stderr and "`hf auth login`" in refused.stderr
+    assert hub.state.repos == {}  # nothing was created
+
+
+def test_each_log_line_is_printed_once(hub, tmp_path):
+    """huggingface_hub logs through its own stderr handler; the CLI must not print its lines a second time."""
+    model_dir = tmp_path / "model"
+    HfEmbedModel(HfEmbedConfig.from_preset("tiny")).save_pretrained(model_dir)
+    env = hub_env(hub, tmp_path, "twice")
+    first = run(CLI, ["push", str(model_dir), "erin/once"], env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = run(CLI, ["push", str(model_dir), "erin/once"], env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert second.stderr.count("No files have been modified since last commit") == 1, second.stderr
+    assert len(hub.state.repos["erin/once"]["commits"]) == 2
+
+
+@pytest.mark.parametrize("with_tokenizer", [True, False])
+def test_model_card_usage_runs_as_written_without_the_package(hub, tmp_path, with_tokenizer):
+    """The card's Python block, copied from the pushed README.md and run where hf_embed cannot be imported,
+    with no terminal to answer a "Do you wish to run the custom code?" prompt."""
+    model_dir = tmp_path / "model"
+    config = HfEmbedConfig.from_preset("gpt2", hidden_size=16, max_position_embeddings=8)
+    HfEmbedModel(config).save_pretrained(model_dir)
+    if with_tokenizer:
+        from hf_embed import gpt2_tokenizer
+
+        gpt2_tokenizer().save_pretrained(model_dir)  # claims GPT-2's 1024 positions; the model has 8
+    env = hub_env(hub, tmp_path, "card")
+    pushed = run(CLI, ["push", str(model_dir), "frank/card"], env)
+    assert pushed.returncode == 0, pushed.stderr[-3000:]
+    files = hub.state.repos["frank/card"]["files"]
+    if with_tokenizer:  # the pushed tokenizer claims the model's real context, so truncation=True cuts there
+        assert json.loads(files["tokenizer_config.json"])["model_max_length"] == 8
+    card = files["README.md"].decode()
+    (usage,) = re.findall(r"```python\n(.*?)```", card, flags=re.S)
+    assert ("AutoTokenizer" in usage) == with_tokenizer
+    script = 'import sys\nsys.modules["hf_embed"] = None  # the package cannot be imported\n' + usage
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=hub_env(hub, tmp_path, "reader"),
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = "torch.Size([2, 5, 16])" if with_tokenizer else "torch.Size([1, 3, 16])"
+    assert result.stdout.strip().splitlines()[-1] == expected
+    assert "custom code" not in result.stdout + result.stderr  # no prompt, no warning

@@ -548,6 +548,15 @@ def train_tokenizer(
         tokenizer.train(paths, trainer)
     else:
         tokenizer.train_from_iterator(texts, trainer)
+    reached = tokenizer.get_vocab_size(with_added_tokens=True)
+    if reached < vocab_size:  # the trainer stops quietly when no pair is frequent enough any more
+        logger.warning(
+            "the corpus gave a vocabulary of %d tokens, not the %d asked for: no pair left occurs at least "
+            "min_frequency=%d times (more text, or a lower min_frequency, gives more)",
+            reached,
+            vocab_size,
+            min_frequency,
+        )
     return wrap_tokenizer(tokenizer, model_max_length)
 
 

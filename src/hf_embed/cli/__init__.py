@@ -18,6 +18,7 @@ import traceback
 
 from ..sample_text import SAMPLE_TEXT  # re-exported: scripts and tests used it from here
 from . import corpus, demo, models, plots
+from .common import configure_logging
 
 logger = logging.getLogger("hf_embed")
 
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="The embedding stage of a GPT-style model as a Hugging Face component.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on failure")
+    parser.add_argument("--version", action=_VersionAction, help="show the versions and exit")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo.add_demo(subparsers)
     models.add_init(subparsers)
@@ -36,9 +38,36 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_resize(subparsers)
     models.add_push(subparsers)
     plots.add_plot_positions(subparsers)
+    plots.add_plot_tokens(subparsers)
     corpus.add_tokenize(subparsers)
     corpus.add_train_tokenizer(subparsers)
     return parser
+
+
+def _version() -> str:
+    """`hf-embed 0.1.0 (torch 2.13.0, transformers 5.24.0, ...)` from the installed metadata (no imports)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    names = ("torch", "transformers", "tokenizers", "huggingface-hub")
+    others = ", ".join(f"{name} {installed(name)}" for name in names)
+    return f"hf-embed {installed('hf-embed')} ({others})"
+
+
+class _VersionAction(argparse.Action):
+    """`--version`, with the versions looked up only when asked for (the parser is built on every call)."""
+
+    def __init__(self, option_strings, dest, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(_version())
+        parser.exit()
 
 
 class Terminated(BaseException):
@@ -64,7 +93,7 @@ def _disable_hub_progress_bars() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING, format="%(message)s")
+    configure_logging(args.command, debug=args.debug)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:

@@ -1,13 +1,18 @@
-"""Helpers the commands share: argument types checked while parsing, reading text, loading and saving tokenizers.
+"""Helpers the commands share: argument types and checks, logging, reading text, loading and saving tokenizers.
 
 Every command checks its arguments before it imports torch or transformers or loads anything: the argument
 types here run inside `argparse` (a bad value is a usage error, exit status 2), the `check_*` helpers first
-thing in each command (a one-line error, exit status 1). This module imports only the standard library.
+thing in each command (a one-line error naming the argument, exit status 1): a file that is missing, a folder,
+unreadable; a model folder without `config.json`; an output that cannot be written. This module imports only
+the standard library.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import sys
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -15,6 +20,11 @@ from pathlib import Path
 # `HfEmbedConfig`'s `POSITION_EMBEDDING_TYPES`, listed here so that parsing imports nothing heavy;
 # tests/test_cli.py checks that both lists agree.
 POSITION_EMBEDDING_TYPES = ("absolute", "sinusoidal", "rotary", "relative", "none")
+PICTURE_SUFFIXES = (".png", ".svg", ".pdf")  # matplotlib writes each; the format follows the suffix
+# The same words as hf_embed.visualize.require_matplotlib's, said here without importing torch.
+PLOT_INSTALL_HINT = (
+    "pictures need matplotlib, which is not installed: pip install 'hf-embed[plot]' (or pip install matplotlib)"
+)
 
 
 def preset_names() -> list[str]:
@@ -50,27 +60,98 @@ def path_with_suffix(*suffixes: str) -> Callable[[str], Path]:
     return parse
 
 
-def check_files(paths: list[Path]) -> None:
-    """Raise (naming it) for an input that is missing or a folder: before anything loads, not after."""
+class _CliFormatter(logging.Formatter):
+    """`hf-embed COMMAND: warning: message`, the shape of the CLI's error lines."""
+
+    def __init__(self, command: str):
+        super().__init__()
+        self.command = command
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"hf-embed {self.command}: {record.levelname.lower()}: {record.getMessage()}"
+
+
+def configure_logging(command: str, *, debug: bool) -> None:
+    """Show hf-embed's warnings (with `--debug`, its info too) once each, on stderr.
+
+    The handler goes on the `hf_embed` logger, not on the root logger: huggingface_hub gives its own logger a
+    stderr handler and lets records propagate, so a root handler printed each of its lines (retries, "No files
+    have been modified") twice. Calling this again (tests call `main` many times) replaces the handler.
+    """
+    logger = logging.getLogger("hf_embed")
+    for handler in [h for h in logger.handlers if getattr(h, "hf_embed_cli", False)]:
+        logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.hf_embed_cli = True
+    handler.setFormatter(_CliFormatter(command))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if debug else logging.WARNING)
+
+
+def check_files(paths: list[Path], what: str = "") -> None:
+    """Raise (naming it, and the option `what` when given) for an input file that is missing, a folder or
+    unreadable: before anything loads, not after."""
     for path in paths:
+        named = f"{what} {path}" if what else str(path)
         if path.is_dir():
-            raise ValueError(f"{path}: is a directory, not a text file")
+            raise IsADirectoryError(f"{named}: is a folder, not a file")
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such file")
+            raise FileNotFoundError(f"{named}: no such file")
+        if not os.access(path, os.R_OK):
+            raise PermissionError(f"{named}: not readable (permission denied)")
 
 
-def check_model_folder(path: Path) -> None:
-    """Raise (naming it) unless `path` is an existing folder."""
+def check_model_folder(path: Path, what: str = "") -> None:
+    """Raise (naming it) unless `path` is an existing folder holding a saved model (`config.json`)."""
+    named = f"{what} {path}" if what else str(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such folder")
+        raise FileNotFoundError(f"{named}: no such folder")
     if not path.is_dir():
-        raise NotADirectoryError(f"{path}: is a file, not a model folder")
+        raise NotADirectoryError(f"{named}: is a file, not a model folder")
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{named}: no config.json, so it is not a saved model folder")
+
+
+def looks_local(name: str) -> bool:
+    """Whether a model or tokenizer name means a local path rather than a Hub id (`gpt2`, `org/name`)."""
+    return os.path.exists(name) or name.startswith((".", "/", "~")) or os.sep in name.strip(os.sep).split(os.sep, 1)[-1]
+
+
+def check_tokenizer_name(name: str, what: str = "--tokenizer") -> None:
+    """Raise unless `name` is 'gpt2', a Hub id, or a local folder holding a saved tokenizer."""
+    if name == "gpt2" or not looks_local(name):
+        return
+    folder = Path(name).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"{what} {name}: no such folder" if not folder.exists() else f"{what} {name}: is a file"
+        )
+    if not any((folder / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.json")):
+        raise FileNotFoundError(f"{what} {name}: no tokenizer.json or tokenizer_config.json in it")
 
 
 def check_output_folder(path: Path) -> None:
     """Raise unless `path` can become a folder (new, or an existing folder that is replaced whole)."""
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"{path}: exists and is not a folder")
+
+
+def check_output_file(path: Path, what: str = "--output") -> None:
+    """Raise unless `path` can become a file (its suffix is checked by `path_with_suffix` while parsing)."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{what} {path}: is a folder; give a file name")
+
+
+def check_matplotlib() -> None:
+    """Raise `ImportError` with the install command when matplotlib is missing (found without importing it)."""
+    from importlib.util import find_spec
+
+    if "matplotlib" in sys.modules:
+        missing = sys.modules["matplotlib"] is None  # None there means "cannot be imported"
+    else:
+        missing = find_spec("matplotlib") is None
+    if missing:
+        raise ImportError(PLOT_INSTALL_HINT)
 
 
 def load_tokenizer(name: str):
@@ -101,7 +182,7 @@ def save_tokenizer(tokenizer, folder: Path) -> None:
 
 
 def read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: not valid UTF-8 at byte {error.start}") from None
+    """The text of a UTF-8 file (BOM dropped), read as `tokenize` reads it: invalid UTF-8 names file and byte."""
+    from ..token_files import iter_text_chunks
+
+    return "".join(iter_text_chunks(path))

@@ -129,11 +129,16 @@ def _train_tokenizer(args: argparse.Namespace) -> int:
     check_output_folder(args.output)
     check_output_is_not_an_input(args.output, args.files)
 
+    from ..token_files import iter_text_chunks
     from ..tokenization import train_tokenizer
 
+    # The files are read as `tokenize` reads them (BOM dropped, cut where pre-tokenization cuts anyway), so a
+    # file that is not UTF-8 is named with the byte where it fails, and the counts are those of whole files.
+    texts = (chunk for path in args.files for chunk in iter_text_chunks(path))
     tokenizer = train_tokenizer(
-        args.files, args.vocab_size, min_frequency=args.min_frequency, files=True, show_progress=sys.stderr.isatty()
+        texts, args.vocab_size, min_frequency=args.min_frequency, show_progress=sys.stderr.isatty()
     )
     save_tokenizer(tokenizer, args.output)
-    print(f"trained a byte-level BPE of {len(tokenizer)} tokens -> {args.output}/")
+    short = f" (asked for {args.vocab_size})" if len(tokenizer) < args.vocab_size else ""
+    print(f"trained a byte-level BPE of {len(tokenizer)} tokens{short} -> {args.output}/")
     return 0
