@@ -315,7 +315,7 @@ def test_init_refuses_what_would_be_a_trap(tmp_path, capsys, monkeypatch):
     )
     assert "--hidden-size: the table sizes of --from-gpt2 are the checkpoint's" in capsys.readouterr().err
     for argv, message in [
-        (["--preset", "nope"], "argument --preset: invalid choice: 'nope' (choose from 'bloom-560m', 'book-ch2', 'gemma-2b', 'gpt2'"),
+        (["--preset", "nope"], "argument --preset: invalid choice: 'nope' (choose from 'bloom-560m', 'book-ch2'"),
         (["--hidden-size", "0"], "argument --hidden-size: 0 is less than 1"),
         (["--position-embedding-type", "alibi"], "argument --position-embedding-type: invalid choice: 'alibi'"),
         (["--dtype", "int8"], "argument --dtype: invalid choice: 'int8'"),
