@@ -11,8 +11,9 @@ Each method runs in a fresh process (none inherits another's threads, caches or 
 The timer starts after the imports and `gpt2_tokenizer()` and includes reading the files and building each
 engine from that tokenizer; it stops when the ids are in memory (tiktoken's lists are turned into an array
 afterwards). All ids are checked identical. Reported: MB/s (wall and process CPU time), the ratio of the
-medians against tiktoken with the same number of threads, and each method's peak RSS (the process's, from
-`wait4`, imports included). The corpus is ../shared/data/corpus by default (about 68 MB, 94 files).
+medians against tiktoken with the same number of threads, and each method's peak RSS when its ids are done
+(the whole process, imports and the tokenizer included; reading them back for the check is not counted).
+The corpus is ../shared/data/corpus by default (about 68 MB, 94 files).
 
     python scripts/bench_tokenize.py [--corpus DIR] [--rounds 3] [--threads N] [--methods ...]
 """
@@ -23,6 +24,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -55,6 +57,7 @@ def run_method(method: str, files: list[Path], out: Path, threads: int) -> dict:
     if method.startswith("hf-embed"):
         header = tokenize_files(files, out, tokenizer, num_threads=1 if method.endswith("-1") else threads)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        peak = peak_rss_mb()
         file = TokenFile(out)
         ids = file.read(0, file.count)
         extra = {key: header[key] for key in header if key.startswith("engine")}
@@ -66,6 +69,7 @@ def run_method(method: str, files: list[Path], out: Path, threads: int) -> dict:
         else:
             lists = encoding.encode_ordinary_batch(texts, num_threads=threads)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        peak = peak_rss_mb()
         ids = np.concatenate([np.asarray(i, np.uint16) for i in lists])
     else:
         import datasets
@@ -85,23 +89,26 @@ def run_method(method: str, files: list[Path], out: Path, threads: int) -> dict:
             )
         rows = mapped["ids"]
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        peak = peak_rss_mb()
         ids = np.concatenate([np.asarray(row, np.uint16) for row in rows])
     digest = hashlib.sha256(np.ascontiguousarray(ids, dtype=np.uint16).tobytes()).hexdigest()
-    return {"wall": wall, "cpu": cpu, "tokens": len(ids), "sha256": digest, **extra}
+    return {"wall": wall, "cpu": cpu, "peak_rss_mb": peak, "tokens": len(ids), "sha256": digest, **extra}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS so far, or its `num_proc` workers' if larger."""
+    scale = 1024 if sys.platform != "darwin" else 2**20
+    own, children = (resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return max(own, children) / scale
 
 
 def run_child(method: str, args: argparse.Namespace, out: Path) -> dict:
-    """One method in a fresh process; its result and its peak RSS (MB)."""
+    """One method in a fresh process: its result, with its peak RSS when the ids were done (MB)."""
     command = [sys.executable, __file__, "--corpus", str(args.corpus), "--threads", str(args.threads)]
-    child = subprocess.Popen([*command, "--only", method, "--out", str(out)], stdout=subprocess.PIPE, text=True)
-    stdout = child.stdout.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        sys.exit(f"{method} failed (exit status {child.returncode})")
-    result = json.loads(stdout.strip().splitlines()[-1])
-    peak = usage.ru_maxrss / 1024 if sys.platform != "darwin" else usage.ru_maxrss / 2**20
-    return {**result, "peak_rss_mb": peak}
+    done = subprocess.run([*command, "--only", method, "--out", str(out)], stdout=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{method} failed (exit status {done.returncode})")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
