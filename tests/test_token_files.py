@@ -388,9 +388,14 @@ def test_a_killed_writer_leaves_the_old_file_or_the_new_one(gpt2_tok, tmp_path, 
     start = time.perf_counter()
     assert in_child(lambda: (tokenize_files([sources[0]], output, gpt2_tok, num_threads=2), os._exit(0))) == 0
     one_write = time.perf_counter() - start  # in a fork, as below: kills land before the first write ends and after
+    # Kills at random instants, at least 12 of them; then more, with ever longer delays (a loaded machine writes
+    # slower than `one_write` said), until kills have landed both before and after a write was published: up to
+    # 40. A kill that leaves anything but the whole old file or the whole new one fails `whole()` at once.
     rng = random.Random(0)
     outcomes = set()
-    for _ in range(12):
+    for trial in range(40):
+        if trial >= 12 and outcomes == {"kept", "replaced"}:
+            break
         before = whole()
         pid = os.fork()
         if pid == 0:
@@ -399,7 +404,7 @@ def test_a_killed_writer_leaves_the_old_file_or_the_new_one(gpt2_tok, tmp_path, 
                     tokenize_files([sources[i % 2]], output, gpt2_tok, num_threads=2)
             finally:
                 os._exit(1)
-        time.sleep(rng.uniform(0.0, 2.5 * one_write))
+        time.sleep(rng.uniform(0.0, 2.5 * one_write) * 1.25 ** (trial // 4))  # up to 7.5x longer by the 40th
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         outcomes.add("replaced" if whole() != before else "kept")
