@@ -28,6 +28,19 @@ def make_text(num_words: int, seed: int = 0) -> str:
 
 SCHEMES = ["absolute", "sinusoidal", "rotary", "relative", "none"]
 
+# What `save_pretrained` copies next to the weights for `trust_remote_code`: the modeling file and what it imports
+# (`from .name import ...`, followed recursively, copied flat).
+MODEL_FILES = (
+    "configuration_hf_embed.py",
+    "modeling_hf_embed.py",
+    "position_embeddings.py",
+    "validation.py",
+    "atomic_write.py",
+    "loading.py",
+    "families.py",
+    "gather_add.py",
+)
+
 
 def model_for(scheme: str, **overrides):
     """A tiny `HfEmbedModel` (vocab 99, hidden 32, 16 positions) of one position scheme, seeded, in eval mode."""

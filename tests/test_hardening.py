@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from transformers import AutoModel
 
-from helpers import make_text
+from helpers import MODEL_FILES, make_text
 from hf_embed import HfEmbedConfig, HfEmbedModel, SlidingWindowDataset, create_dataloader
 from hf_embed.cli import main
 from hf_embed.data import TokenFileDataset
@@ -324,15 +324,7 @@ def test_save_keeps_other_files_and_drops_stale_shards(tmp_path):
     (folder / "model.safetensors.index.json").write_text("{}")
     HfEmbedModel(HfEmbedConfig.from_preset("tiny")).save_pretrained(folder)
     names = sorted(p.name for p in folder.iterdir())
-    code = [
-        "atomic_write.py",
-        "configuration_hf_embed.py",
-        "families.py",
-        "loading.py",
-        "modeling_hf_embed.py",
-        "position_embeddings.py",
-    ]
-    assert names == sorted(["config.json", "model.safetensors", "tokenizer.json", *code, "validation.py"])
+    assert names == sorted(["config.json", "model.safetensors", "tokenizer.json", *MODEL_FILES])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
 
 

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel, GPT2Config, GPT2LMHeadModel, GPT2Model
 
-from helpers import SCHEMES, model_for
+from helpers import MODEL_FILES, SCHEMES, model_for
 from hf_embed import HfEmbedConfig, HfEmbeddings, HfEmbedModel, HfEmbedModelOutput
 from hf_embed.position_embeddings import sinusoid_table
 
@@ -245,15 +245,7 @@ def test_book_small_table_under_seed():
 def test_save_pretrained_layout(tiny_config, tmp_path):
     HfEmbedModel(tiny_config).save_pretrained(tmp_path)
     names = sorted(p.name for p in tmp_path.iterdir())
-    code = [
-        "atomic_write.py",
-        "configuration_hf_embed.py",
-        "families.py",
-        "loading.py",
-        "modeling_hf_embed.py",
-        "position_embeddings.py",
-    ]
-    assert names == sorted(["config.json", "model.safetensors", *code, "validation.py"])
+    assert names == sorted(["config.json", "model.safetensors", *MODEL_FILES])
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["model_type"] == "hf_embed"
     assert config["auto_map"] == {

@@ -9,17 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers import MODEL_FILES
+
 ROOT = Path(__file__).resolve().parents[1]
-# What `save_pretrained` copies next to the weights (the modeling file and what it imports, flattened).
-MODEL_FILES = (
-    "configuration_hf_embed.py",
-    "modeling_hf_embed.py",
-    "position_embeddings.py",
-    "validation.py",
-    "atomic_write.py",
-    "loading.py",
-    "families.py",
-)
 
 
 def test_wheel_contents(tmp_path):

@@ -33,6 +33,7 @@ from transformers.modeling_outputs import BaseModelOutput, CausalLMOutput
 from .atomic_write import read_folder_consistently, write_folder_atomically
 from .configuration_hf_embed import SQRT_HIDDEN_SIZE, HfEmbedConfig
 from .families import base_model_of, family_of, stage_settings
+from .gather_add import MIN_BLOCKED_ELEMENTS, gather_add_rows
 from .loading import (
     check_dtypes,
     check_loading_info,
@@ -257,20 +258,24 @@ class HfEmbeddings(nn.Module):
 
         The fast path changes how, not what: for a stock `wte` (`_is_stock_embedding`) the token rows are one
         gather of our own, and for a stock `wpe` (`_stock_position_table`) contiguous positions are a slice of
-        its table, added in place into that gather. Anything else (hooks, adapters, offloading, tensor parallel)
-        runs through the module calls.
+        its table, added in place into that gather. Large inputs on CPU with no gradient to record do both in one
+        pass, a block of tokens at a time (`_token_and_position_rows`, `gather_add.gather_add_rows`). Anything else
+        (hooks, adapters, offloading, tensor parallel) runs through the module calls.
         """
         batch, seq_len = self._check_inputs(input_ids, inputs_embeds)
         device = (input_ids if input_ids is not None else inputs_embeds).device
         positions = self._positions(batch, seq_len, device, position_ids, attention_mask, past_key_values_length)
 
-        if inputs_embeds is None:
-            hidden_states, owned = self._token_rows(input_ids)  # (B, T, D); owned: a fresh gather of ours
+        if inputs_embeds is None and (fused := self._token_and_position_rows(input_ids, positions)) is not None:
+            hidden_states, position_embeddings = fused, None  # the steps below in one cache-blocked pass
         else:
-            hidden_states, owned = inputs_embeds, False  # a caller's tensor is never modified
-        if self.multipliers is not None:
-            hidden_states = self._multiply(hidden_states, owned)  # Gemma: wte(ids) * sqrt(D) in the model's dtype
-        hidden_states, position_embeddings = self.position_information(hidden_states, positions, owned=owned)
+            if inputs_embeds is None:
+                hidden_states, owned = self._token_rows(input_ids)  # (B, T, D); owned: a fresh gather of ours
+            else:
+                hidden_states, owned = inputs_embeds, False  # a caller's tensor is never modified
+            if self.multipliers is not None:
+                hidden_states = self._multiply(hidden_states, owned)  # Gemma: wte(ids) * sqrt(D) in the model's dtype
+            hidden_states, position_embeddings = self.position_information(hidden_states, positions, owned=owned)
         if token_type_ids is not None:
             hidden_states = hidden_states + self._token_type_embeddings(token_type_ids, batch, seq_len)
         if self.norm is not None:
@@ -317,6 +322,47 @@ class HfEmbeddings(nn.Module):
         except IndexError:
             if ids.is_cpu:  # name the first bad id; any other IndexError propagates
                 check_range(ids, self.vocab_size, what, self._vocabulary())
+            raise
+
+    def _token_and_position_rows(self, ids: torch.Tensor, positions: Positions) -> torch.Tensor | None:
+        """`wte(ids) + wpe(positions)` (B, T) -> (B, T, D) in one pass over the output, or None where it does not apply.
+
+        The same numbers as the two steps (`gather_add.gather_add_rows`: each row a copy of a token row plus its
+        position row), a block of tokens at a time so that the add happens in cache. Only where the two steps
+        would be exactly one gather and one add with nothing else wanted of them: an output of at least
+        `MIN_BLOCKED_ELEMENTS` (smaller ones stay in cache anyway) on CPU, plain tensors (not under torch.compile,
+        tracing or torch.func), a stock `wte` and position table (`_is_stock_embedding`, `_stock_position_table`)
+        of one floating dtype, contiguous positions, no multiplier, and no gradient to record: the blocks are
+        written with `out=` ops, which autograd does not track, so training takes the two steps.
+        """
+        if (
+            torch.compiler.is_compiling()  # first: a compiled graph has no guard on anything below
+            or ids.numel() * self.hidden_size < MIN_BLOCKED_ELEMENTS
+            or positions.ids is not None
+            or self.multipliers is not None
+            or self.position_embedding_type not in ADDED_SCHEMES
+            or type(ids) is not torch.Tensor
+            or not ids.is_cpu
+            or ids.dtype not in INDEX_DTYPES
+            or torch.jit.is_tracing()
+            or torch._C._are_functorch_transforms_active()
+            or not _is_stock_embedding(self.wte)
+        ):
+            return None
+        weight, table = self.wte.weight, _stock_position_table(self.wpe)
+        if (
+            table is None
+            or not all(type(t) in (torch.Tensor, nn.Parameter) and t.is_cpu and t.dim() == 2 for t in (weight, table))
+            or table.dtype != weight.dtype
+            or not weight.is_floating_point()
+            or (torch.is_grad_enabled() and (weight.requires_grad or table.requires_grad))
+        ):
+            return None
+        rows = table[positions.past_length : positions.past_length + positions.length]  # (T, D) view
+        try:
+            return gather_add_rows(weight, ids, rows)
+        except IndexError:  # name the first bad id
+            check_range(ids, self.vocab_size, "token id", self._vocabulary())
             raise
 
     def _vocabulary(self) -> str:
