@@ -33,7 +33,7 @@ from transformers.modeling_outputs import BaseModelOutput, CausalLMOutput
 from .atomic_write import read_folder_consistently, write_folder_atomically
 from .configuration_hf_embed import SQRT_HIDDEN_SIZE, HfEmbedConfig
 from .families import base_model_of, family_of, stage_settings
-from .gather_add import MIN_BLOCKED_ELEMENTS, gather_add_rows
+from .gather_add import BLOCKED_DTYPES, MIN_BLOCKED_ELEMENTS, gather_add_rows
 from .loading import (
     check_dtypes,
     check_loading_info,
@@ -332,8 +332,8 @@ class HfEmbeddings(nn.Module):
         would be exactly one gather and one add with nothing else wanted of them: an output of at least
         `MIN_BLOCKED_ELEMENTS` (smaller ones stay in cache anyway) on CPU, plain tensors (not under torch.compile,
         tracing or torch.func), a stock `wte` and position table (`_is_stock_embedding`, `_stock_position_table`)
-        of one floating dtype, contiguous positions, no multiplier, and no gradient to record: the blocks are
-        written with `out=` ops, which autograd does not track, so training takes the two steps.
+        of one dtype in `BLOCKED_DTYPES`, contiguous positions, no multiplier, and no gradient to record: the
+        blocks are written with `out=` ops, which autograd does not track, so training takes the two steps.
         """
         if (
             torch.compiler.is_compiling()  # first: a compiled graph has no guard on anything below
@@ -354,7 +354,7 @@ class HfEmbeddings(nn.Module):
             table is None
             or not all(type(t) in (torch.Tensor, nn.Parameter) and t.is_cpu and t.dim() == 2 for t in (weight, table))
             or table.dtype != weight.dtype
-            or not weight.is_floating_point()
+            or weight.dtype not in BLOCKED_DTYPES
             or (torch.is_grad_enabled() and (weight.requires_grad or table.requires_grad))
         ):
             return None
