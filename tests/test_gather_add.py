@@ -22,6 +22,12 @@ def reference(table, ids, rows):
     return torch.embedding(table, ids) + rows
 
 
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal bit patterns, which `torch.equal` is not quite (it calls -0.0 and 0.0 equal)."""
+    as_int = {2: torch.int16, 4: torch.int32, 8: torch.int64}[a.element_size()]
+    return a.dtype == b.dtype and a.shape == b.shape and torch.equal(a.view(as_int), b.view(as_int))
+
+
 @pytest.fixture
 def threads():
     """Restore torch's thread count after a test that changes it."""
@@ -61,7 +67,7 @@ def test_blocked_equals_reference_bit_for_bit(seed, batch, seq_len, dim, block_b
     finally:
         torch.set_num_threads(before)
     assert out.shape == (batch, seq_len, dim) and out.dtype == dtype
-    assert torch.equal(out, reference(table, ids, rows))
+    assert same_bits(out, reference(table, ids, rows))
 
 
 @pytest.mark.parametrize(
@@ -71,7 +77,17 @@ def test_blocked_equals_reference_bit_for_bit(seed, batch, seq_len, dim, block_b
 def test_each_layout_equals_reference(monkeypatch, block_bytes, layout):
     monkeypatch.setattr(gather_add, "BLOCK_BYTES_PER_THREAD", block_bytes)
     table, ids, rows = tensors(0, 99, 7, 4 if layout != "runs of positions" else 11, 8, torch.float32)
-    assert torch.equal(gather_add_rows(table, ids, rows), reference(table, ids, rows))
+    assert same_bits(gather_add_rows(table, ids, rows), reference(table, ids, rows))
+
+
+def test_signed_zeros_and_infinities_keep_their_bits():
+    """-0.0 + -0.0 is -0.0 and inf + -inf is NaN in the reference: the blocked sum is the same add."""
+    table = torch.tensor([[-0.0, float("inf"), 1.0], [0.0, -0.0, -1.0]])
+    rows = torch.tensor([[-0.0, float("-inf"), 1.0], [-0.0, -0.0, 1.0]])
+    ids = torch.tensor([[0, 1], [1, 0]])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gather_add, "BLOCK_BYTES_PER_THREAD", 3 * 4)  # one token per block
+        assert same_bits(gather_add_rows(table, ids, rows), reference(table, ids, rows))
 
 
 def test_block_size_follows_threads(threads):
@@ -87,7 +103,7 @@ def test_strided_inputs_and_a_table_slice():
     table, ids, rows = tensors(1, 99, 6, 10, 16, torch.float32)
     ids = ids[:, ::2]  # (6, 5), not contiguous
     rows = torch.randn(16, 5).T  # (5, 16), not contiguous
-    assert torch.equal(gather_add_rows(table, ids, rows), reference(table, ids, rows))
+    assert same_bits(gather_add_rows(table, ids, rows), reference(table, ids, rows))
 
 
 def test_bad_id_raises_index_error():

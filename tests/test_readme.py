@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+DOCS = README.parent / "docs"
 
 
 @pytest.mark.slow
@@ -20,6 +21,24 @@ def test_readme_examples_run(tmp_path, monkeypatch):
     for block in blocks:
         exec(compile(block, str(README), "exec"), {"__name__": "readme_example"})
     assert (tmp_path / "my-embeddings" / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", ["performance.md"])
+def test_docs_examples_run(tmp_path, monkeypatch, page):
+    """The Python blocks of the pages in docs/ run as the README's do."""
+    blocks = re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(encoding="utf-8"), flags=re.S)
+    assert blocks, f"docs/{page} has no Python example"
+    monkeypatch.chdir(tmp_path)
+    for block in blocks:
+        exec(compile(block, str(DOCS / page), "exec"), {"__name__": "docs_example"})
+
+
+def test_docs_links_resolve():
+    """Every relative link of the README and docs/ names a file that exists."""
+    for page in [README, *DOCS.glob("*.md")]:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text(encoding="utf-8")):
+            assert (page.parent / target).exists(), f"{page.name} links to {target}, which does not exist"
 
 
 def test_readme_commands():

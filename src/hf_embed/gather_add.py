@@ -8,13 +8,16 @@ to each. Done as two whole-tensor steps (what `wte(ids) + wpe(pos)` does), the a
 1.45-1.84x the gather alone on a 2-core machine. Here the tokens go a block at a time: gather the block's rows into
 the output, then add their position rows while the block is still in cache (for long sequences, one run of
 positions for every sequence in turn, so that those position rows stay in cache too). Memory then sees one
-pass, as for the gather alone; the add costs cache bandwidth and one dispatch per block.
+pass, as for the gather alone; the add costs cache bandwidth and one dispatch per block. What it gains is modest
+(docs/performance.md): on a 2-core AMD EPYC, 1.32-1.58x the gather where the two steps took 1.60-1.64x (one
+thread, CPU time), 1.46-1.76x against 1.58-1.81x (two threads). The add itself, even in cache, costs 0.2-0.3x the
+gather there; only a loop that adds as it copies gets below that.
 
 Why not a fused kernel: a compiled kernel (one loop that adds as it copies) measured 1.08-1.19x the gather, but
 hf-embed ships as a pure-Python wheel whose model files must load next to the weights with nothing but torch, so a
 kernel would mean platform wheels or a compiler on every user's machine, and `torch.compile` costs tens of seconds
 and a C++ compiler at the first call. Blocking is two torch ops per block, exact, on every platform and dtype;
-`torch.compile(model)` remains the way to the last 10-15% (it fuses the gather and the add into one loop).
+`torch.compile(model)` remains the user's way to a fused loop.
 
 This file imports only torch: `save_pretrained` copies it next to the weights with the model files.
 """

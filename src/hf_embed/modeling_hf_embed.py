@@ -245,30 +245,36 @@ class HfEmbeddings(nn.Module):
     ):
         """ids -> token rows -> (multiplier) -> position information -> (norm) -> dropout.
 
-        (B, T) -> ((B, T, D), position embeddings). The reference is GPT-2's stage, `drop(wte(input_ids) +
-        wpe(position_ids))`, and this computes it bit for bit (`tests/test_fast_path.py::
-        test_fast_path_is_bit_identical_to_reference`; against `GPT2Model` itself,
-        `tests/test_modeling.py::test_gpt2_parity`). `inputs_embeds` (B, T, D) may replace the token rows (and are
-        multiplied like them, so `inputs_embeds=wte(ids)` gives the output of `ids`); `token_type_ids` (B or 1, T)
-        are embedded with `wte` and added after the positions, as GPT-2 does. Other families' options, each one
-        line and nothing at all when off: `embedding_multiplier` (Gemma's sqrt(D) in the model's dtype, Granite's
-        number) on the token rows, as `GemmaModel`/`GraniteModel` do; `embedding_layernorm` on the sum, as BLOOM's
+        (B, T) -> ((B, T, D), position embeddings). The plain reference is GPT-2's stage, `drop(wte(ids) +
+        wpe(pos))` with `pos = arange(past, past + T)`, and this computes it bit for bit: the two-step path in
+        `tests/test_fast_path.py::test_fast_path_is_bit_identical_to_reference`, the one-pass path in
+        `tests/test_fast_path.py::test_blocked_path_is_bit_identical_to_reference` and `tests/test_gather_add.py`,
+        and against `GPT2Model` itself in `tests/test_modeling.py::test_gpt2_parity`.
+
+        `inputs_embeds` (B, T, D) may replace the token rows (and are multiplied like them, so
+        `inputs_embeds=wte(ids)` gives the output of `ids`); `token_type_ids` (B or 1, T) are embedded with `wte`
+        and added after the positions, as GPT-2 does. Other families' options, each one line and nothing at all
+        when off: `embedding_multiplier` (Gemma's sqrt(D) in the model's dtype, Granite's number) on the token
+        rows, as `GemmaModel`/`GraniteModel` do; `embedding_layernorm` on the sum, as BLOOM's
         `word_embeddings_layernorm`, with dropout after it as in BERT and GPT-2 (dropout is the stage's last step)
         (`tests/test_families.py`).
 
         The fast path changes how, not what: for a stock `wte` (`_is_stock_embedding`) the token rows are one
         gather of our own, and for a stock `wpe` (`_stock_position_table`) contiguous positions are a slice of
-        its table, added in place into that gather. Large inputs on CPU with no gradient to record do both in one
-        pass, a block of tokens at a time (`_token_and_position_rows`, `gather_add.gather_add_rows`). Anything else
-        (hooks, adapters, offloading, tensor parallel) runs through the module calls.
+        its table, added in place into that gather. Large float32 and float64 inputs on CPU with no gradient to
+        record do both in one pass, a block of tokens at a time (`_token_and_position_rows`,
+        `gather_add.gather_add_rows`). Anything else (hooks, adapters, offloading, tensor parallel) runs through the
+        module calls.
         """
         batch, seq_len = self._check_inputs(input_ids, inputs_embeds)
         device = (input_ids if input_ids is not None else inputs_embeds).device
         positions = self._positions(batch, seq_len, device, position_ids, attention_mask, past_key_values_length)
 
-        if inputs_embeds is None and (fused := self._token_and_position_rows(input_ids, positions)) is not None:
-            hidden_states, position_embeddings = fused, None  # the steps below in one cache-blocked pass
-        else:
+        # ids -> token rows + position rows in one pass over the output, where that is all there is to do
+        summed = self._token_and_position_rows(input_ids, positions) if inputs_embeds is None else None
+        if summed is not None:
+            hidden_states, position_embeddings = summed, None  # (B, T, D) = wte(ids) + wpe(pos)
+        else:  # the same steps one at a time
             if inputs_embeds is None:
                 hidden_states, owned = self._token_rows(input_ids)  # (B, T, D); owned: a fresh gather of ours
             else:
