@@ -327,6 +327,36 @@ def test_init_refuses_what_would_be_a_trap(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.slow
+def test_init_and_plot_positions_take_a_settings_file(tmp_path, capsys):
+    import json
+
+    from hf_embed import HfEmbedModel
+
+    settings = tmp_path / "mine.json"
+    settings.write_text(json.dumps({"hidden_size": 8, "max_position_embeddings": 12, "vocab_size": 50304}))
+    folder = tmp_path / "m"
+    assert main(["init", "--preset", str(settings), "--output", str(folder)]) == 0
+    assert "50304 x 8 tokens, absolute positions up to 12" in capsys.readouterr().out
+    config = HfEmbedModel.from_pretrained(folder).config
+    assert (config.vocab_size, config.unpadded_vocab_size, config.eos_token_id) == (50304, 50257, 50256)
+    settings.write_text(json.dumps({"hidden_size": 8, "vocab_size": 1000}))
+    assert main(["init", "--preset", str(settings), "--output", str(tmp_path / "small")]) == 1
+    assert capsys.readouterr().err == (
+        f"hf-embed init: error: {settings}: vocab_size 1000 is smaller than the tokenizer's 50257 ids: ids "
+        "1000..50256 would have no row in the table; give at least 50257, or leave it out to take the tokenizer's "
+        "size\n"
+    )
+    settings.write_text(json.dumps({"hidden_size": 8, "position_embedding_type": "rotary", "head_dim": 4}))
+    assert main(["plot-positions", "--preset", str(settings), "--output", str(tmp_path / "p.svg")]) == 0
+    assert "rotary: 1024 x 1024 cosine similarities of positions" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["init", "--preset", str(tmp_path / "nope.json"), "--output", str(tmp_path / "x")])
+    assert exit_info.value.code == 2
+    assert f"argument --preset: {tmp_path / 'nope.json'}: no such config file" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "mine.json", "p.svg"]
+
+
+@pytest.mark.slow
 def test_init_sizes_dtype_and_the_per_head_rotary_default(tmp_path, capsys):
     from hf_embed import HfEmbedModel
 
@@ -354,7 +384,7 @@ def test_init_sizes_dtype_and_the_per_head_rotary_default(tmp_path, capsys):
     assert main(["init", "--preset", "tiny", "--vocab-size", "99", "--output", str(tmp_path / "small")]) == 1
     assert capsys.readouterr().err == (
         "hf-embed init: error: --vocab-size 99 is smaller than the tokenizer's 50257 ids: ids 99..50256 would have "
-        "no row in the table; give at least 50257, or leave --vocab-size out to take the tokenizer's size\n"
+        "no row in the table; give at least 50257, or leave it out to take the tokenizer's size\n"
     )
     assert main(["init", "--preset", "tiny", "--force", "--output", str(folder)]) == 0  # replaced
     assert HfEmbedModel.from_pretrained(folder).dtype == torch.float32

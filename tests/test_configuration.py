@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 import transformers
@@ -54,6 +57,55 @@ def test_preset_overrides_and_unknown_preset():
     assert set(PRESET_WIDTHS) <= set(available_presets())
     with pytest.raises(ValueError, match=r"unknown preset 'gpt5'; available: bloom-560m, book-ch2, gemma-2b, gpt2"):
         HfEmbedConfig.from_preset("gpt5")
+    with pytest.raises(ValueError, match=r"overrides: unknown setting 'hiden_size' \(did you mean 'hidden_size'\?\)"):
+        HfEmbedConfig.from_preset("gpt2", hiden_size=64)  # kept and ignored by PretrainedConfig otherwise
+
+
+CONFIG_FILES = sorted((Path(__file__).parents[1] / "configs").glob("*.json"))
+
+
+def test_the_configs_folder_has_examples():
+    assert len(CONFIG_FILES) >= 3
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: p.name)
+def test_config_files_build_with_every_setting_they_state(path):
+    """Each example in configs/ is a config whose every written setting is the one the model gets."""
+    written = json.loads(path.read_text(encoding="utf-8"))
+    config = HfEmbedConfig.from_preset(path)
+    for key, value in written.items():
+        got = getattr(config, key)
+        if key == "rope_parameters":  # stored as transformers does: the written keys stay, defaults may join
+            got = {k: got[k] for k in value}
+        assert got == value, key
+    with torch.device("meta"):
+        model = HfEmbedModel(config)
+    assert model.embeddings.wte.weight.shape == (written["vocab_size"], written["hidden_size"])
+    assert HfEmbedConfig.from_preset(str(path), hidden_size=64).hidden_size == 64  # a str too, and overrides
+
+
+def test_a_settings_file_is_checked(tmp_path):
+    saved = tmp_path / "saved"
+    HfEmbedModel(HfEmbedConfig.from_preset("tiny", position_embedding_type="rotary")).save_pretrained(saved)
+    again = HfEmbedConfig.from_preset(saved / "config.json")  # a saved model's config.json is a settings file too
+    loaded = AutoConfig.from_pretrained(saved).to_diff_dict()
+    saving_records = ("architectures", "auto_map", "dtype")  # what save_pretrained adds: no settings of the stage
+    assert again.to_diff_dict() == {k: v for k, v in loaded.items() if k not in saving_records}
+
+    def refused(values, message, error=ValueError):
+        path = tmp_path / "x.json"
+        path.write_text(values if isinstance(values, str) else json.dumps(values), encoding="utf-8")
+        with pytest.raises(error, match=message):
+            HfEmbedConfig.from_preset(path)
+
+    refused({"hidden_size": 64, "n_layers": 2}, r"x.json: unknown setting 'n_layers'; hf-embed's settings: ")
+    refused({"max_positon_embeddings": 8}, r"unknown setting 'max_positon_embeddings' \(did you mean 'max_position_")
+    refused({"model_type": "gpt2"}, r"x.json: model_type is 'gpt2', not 'hf_embed'")
+    refused("[1, 2]", r"x.json: expected a JSON object of settings, got list")
+    refused("{'hidden_size': 8}", r"x.json: not JSON \(Expecting property name")
+    refused({"hidden_size": 0}, r"`hidden_size` must be a positive integer, got 0")
+    with pytest.raises(FileNotFoundError, match=r"nope.json: no such config file"):
+        HfEmbedConfig.from_preset(tmp_path / "nope.json")
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,13 @@ copies it next to the weights so that `trust_remote_code` loading works where th
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import json
 import math
+import os
 from importlib import resources
+from pathlib import Path
 
 import torch
 from transformers import PretrainedConfig
@@ -269,18 +273,62 @@ class HfEmbedConfig(PretrainedConfig):
         return self.unpadded_vocab_size if self.unpadded_vocab_size is not None else self.vocab_size
 
     @classmethod
-    def from_preset(cls, name: str, **overrides) -> HfEmbedConfig:
-        """A shipped preset (`available_presets()`: GPT-2's sizes, `book-ch2`, `tiny`, and the embedding stages of
-        Llama 3, Mistral, Qwen2, Gemma, BLOOM), with overrides. `rope_theta=` overrides the preset's RoPE base."""
-        path = _preset_dir().joinpath(f"{name}.json")
-        if not path.is_file():
-            raise ValueError(f"unknown preset {name!r}; available: {', '.join(available_presets())}")
-        values = json.loads(path.read_text(encoding="utf-8"))
-        values.pop("model_type", None)
+    def from_preset(cls, name: str | os.PathLike, **overrides) -> HfEmbedConfig:
+        """A shipped preset, or a JSON file of settings, with overrides.
+
+        Args:
+            name: a preset name (`available_presets()`: GPT-2's sizes, `book-ch2`, `tiny`, and the embedding stages
+                of Llama 3, Mistral, Qwen2, Gemma, BLOOM), or the path of a `.json` file that holds the same kind of
+                settings (the repository's `configs/` has examples; a saved model's `config.json` is one too).
+            **overrides: settings that replace the preset's. `rope_theta=` replaces the RoPE base alone.
+
+        Returns:
+            The config.
+
+        Raises:
+            ValueError: an unknown preset (the names are listed), a file that is not a JSON object of hf-embed
+                settings, or a setting hf-embed does not have (a typo would otherwise be kept and ignored).
+            FileNotFoundError: a `.json` path that does not exist.
+        """
+        if str(name).endswith(".json"):
+            path, where = Path(name), f"{name}"
+            if not path.is_file():
+                raise FileNotFoundError(f"{name}: no such config file")
+        else:
+            path, where = _preset_dir().joinpath(f"{name}.json"), f"preset {name!r}"
+            if not path.is_file():
+                raise ValueError(
+                    f"unknown preset {name!r}; available: {', '.join(available_presets())} (or a .json file)"
+                )
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{where}: not JSON ({error})") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"{where}: expected a JSON object of settings, got {type(values).__name__}")
+        model_type = values.pop("model_type", cls.model_type)
+        if model_type != cls.model_type:
+            raise ValueError(f"{where}: model_type is {model_type!r}, not {cls.model_type!r}")
+        for key in ("architectures", "auto_map", "transformers_version", "dtype"):  # what a saved config.json adds
+            values.pop(key, None)
+        cls._check_setting_names(values, where)
+        cls._check_setting_names(overrides, "overrides")
         if "rope_theta" in overrides and "rope_parameters" in values and "rope_parameters" not in overrides:
             values["rope_parameters"] = {**values["rope_parameters"], "rope_theta": overrides.pop("rope_theta")}
         values.update(overrides)
         return cls(**values)
+
+    @classmethod
+    def _check_setting_names(cls, values: dict, where: str) -> None:
+        known = {*inspect.signature(cls.__init__).parameters, *cls.attribute_map, "rope_theta", "rope_scaling"}
+        known -= {"self", "kwargs"}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"{where}: unknown setting {unknown[0]!r}{hint}; hf-embed's settings: {', '.join(sorted(known))}"
+            )
 
 
 def _is_positive_number(value) -> bool:

@@ -33,6 +33,19 @@ def preset_names() -> list[str]:
     return sorted(p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json"))
 
 
+def preset_or_file(text: str) -> str:
+    """An argument type: a preset name, or an existing `.json` file of settings (as `HfEmbedConfig.from_preset`)."""
+    if text.endswith(".json"):
+        if not Path(text).is_file():
+            raise argparse.ArgumentTypeError(f"{text}: no such config file")
+        return text
+    names = preset_names()
+    if text not in names:
+        shown = ", ".join(repr(name) for name in names)
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {shown}, or a .json file)")
+    return text
+
+
 def int_at_least(low: int) -> Callable[[str], int]:
     """An argument type: an integer >= `low`."""
 

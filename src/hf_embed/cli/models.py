@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from .common import (
@@ -17,6 +18,7 @@ from .common import (
     looks_local,
     path_with_suffix,
     preset_names,
+    preset_or_file,
     read_text,
     save_folder,
 )
@@ -85,7 +87,14 @@ def add_init(subparsers) -> None:
         "tokenizer's model_max_length is the model's max_position_embeddings.",
     )
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--preset", default="gpt2", choices=preset_names(), help="preset name (default: %(default)s)")
+    source.add_argument(
+        "--preset",
+        default="gpt2",
+        type=preset_or_file,
+        metavar="NAME|FILE.json",
+        help=f"a preset ({', '.join(preset_names())}) or a JSON file of settings, e.g. from the repository's configs/ "
+        "(default: %(default)s)",
+    )
     source.add_argument("--from-gpt2", help="a GPT-2 folder or Hub id whose wte/wpe to import")
     p.add_argument("--tokenizer", default="gpt2", help="'gpt2' (built in) or a saved tokenizer folder")
     p.add_argument(
@@ -145,11 +154,15 @@ def _init(args: argparse.Namespace) -> int:
                 f"{rows} token rows: ids {rows}..{ids - 1} would have no row; give the checkpoint's own tokenizer"
             )
     else:
-        rows = args.vocab_size if args.vocab_size is not None else ids
+        rows, given = args.vocab_size, f"--vocab-size {args.vocab_size}"
+        if rows is None and args.preset.endswith(".json"):  # a settings file's vocab_size counts as --vocab-size
+            rows = json.loads(Path(args.preset).read_text(encoding="utf-8")).get("vocab_size")
+            given = f"{args.preset}: vocab_size {rows}"
+        rows = ids if rows is None else rows
         if rows < ids:
             raise ValueError(
-                f"--vocab-size {rows} is smaller than the tokenizer's {ids} ids: ids {rows}..{ids - 1} would have "
-                f"no row in the table; give at least {ids}, or leave --vocab-size out to take the tokenizer's size"
+                f"{given} is smaller than the tokenizer's {ids} ids: ids {rows}..{ids - 1} would have no row in the "
+                f"table; give at least {ids}, or leave it out to take the tokenizer's size"
             )
         padding = {"unpadded_vocab_size": ids} if rows > ids else {}  # inspect and the LM head skip padding rows
         config = HfEmbedConfig.from_preset(args.preset, vocab_size=rows, **overrides, **special, **padding)

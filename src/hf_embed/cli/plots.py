@@ -13,6 +13,7 @@ from .common import (
     int_at_least,
     path_with_suffix,
     preset_names,
+    preset_or_file,
 )
 from .models import add_model_shape_options, shape_overrides
 
@@ -30,7 +31,12 @@ def add_plot_positions(subparsers) -> None:
     )
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", type=Path, help="a saved hf-embed model folder")
-    source.add_argument("--preset", choices=preset_names(), help="a preset (randomly initialized), e.g. gpt2")
+    source.add_argument(
+        "--preset",
+        type=preset_or_file,
+        metavar="NAME|FILE.json",
+        help=f"a preset ({', '.join(preset_names())}) or a JSON file of settings, randomly initialized",
+    )
     add_model_shape_options(p)
     p.add_argument("--seed", type=int, default=0, help="with --preset: torch seed for learned tables (default: 0)")
     p.add_argument(
