@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from hf_embed import create_dataloader, gpt2_tokenizer
-from hf_embed.token_files import tokenize_files
+from hf_embed.tokenize_corpus import tokenize_files
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "corpus"
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from hf_embed import create_dataloader, gpt2_tokenizer
-from hf_embed.token_files import tokenize_files
+from hf_embed.tokenize_corpus import tokenize_files
 
 
 def generated_text(num_words: int, seed: int = 0) -> str:

@@ -2,7 +2,7 @@
 
 Each method runs in a fresh process (none inherits another's threads, caches or environment; `datasets` with
 `num_proc` switches `tokenizers` to one thread for good), all methods once per round in a rotated order:
-  hf-embed-1 / -N  `hf_embed.token_files.tokenize_files(files, out, tokenizer, num_threads=1 / N)`: hf-embed's
+  hf-embed-1 / -N  `hf_embed.tokenize_corpus.tokenize_files(files, out, tokenizer, num_threads=1 / N)`: hf-embed's
                    engine (fastokens, checked against tiktoken), files streamed in pieces, one token file
   tiktoken-1       tiktoken's GPT-2 `encode_ordinary` on each whole file, one thread
   tiktoken-N       tiktoken's own threaded `encode_ordinary_batch(texts, num_threads=N)` over the files
@@ -48,8 +48,9 @@ def read_texts_exact(files: list[Path]) -> list[str]:
 
 
 def run_method(method: str, files: list[Path], out: Path, threads: int) -> dict:
-    from hf_embed.token_files import TokenFile, tokenize_files
+    from hf_embed.token_files import TokenFile
     from hf_embed.tokenization import gpt2_tokenizer, tiktoken_encoding
+    from hf_embed.tokenize_corpus import tokenize_files
 
     tokenizer = gpt2_tokenizer()
     wall, cpu = time.perf_counter(), time.process_time()

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import in_child
 from hf_embed import HfEmbedConfig, HfEmbedModel, atomic_write
 from hf_embed import modeling_hf_embed as modeling
 from hf_embed.atomic_write import (
@@ -116,28 +117,6 @@ def swap(request, monkeypatch) -> str:
     else:
         monkeypatch.setattr(atomic_write, "_exchange", lambda a, b: False)
     return request.param
-
-
-def in_child(work, timeout: float = 60) -> int:
-    """Run `work()` in a forked process; its exit code (0 when it returns, 99 when it raises)."""
-    pid = os.fork()
-    if pid == 0:
-        code = 99
-        try:
-            work()
-            code = 0
-        finally:
-            os._exit(code)
-    deadline = time.monotonic() + timeout
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            pytest.fail(f"the writer did not finish in {timeout} s")
-        time.sleep(0.001)
 
 
 def at_step(k: int, action):

@@ -14,7 +14,9 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
+from helpers import make_text, write_text
 from hf_embed.cli import SAMPLE_TEXT, main
+from hf_embed.token_files import read_header
 
 
 def _worked_row(values: torch.Tensor) -> str:
@@ -644,3 +646,22 @@ def test_resize_checks_its_arguments_before_loading(tmp_path, capsys):
     assert main(["resize", str(tmp_path / "empty"), "--max-positions", "64", "--output", str(tmp_path / "o")]) == 1
     assert "empty: no config.json, so it is not a saved model folder" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_cli_tokenize_and_train(tmp_path, capsys, caplog):
+    files = [write_text(tmp_path / f"{i}.txt", make_text(300, seed=i)) for i in range(2)]
+    assert main(["train-tokenizer", *map(str, files), "--vocab-size", "400", "--output", str(tmp_path / "tok")]) == 0
+    assert "trained a byte-level BPE of" in capsys.readouterr().out
+    out = tmp_path / "t.bin"
+    args = ["tokenize", *map(str, files), "--tokenizer", str(tmp_path / "tok"), "--output", str(out)]
+    assert main([*args, "--eos-between-files"]) == 0
+    assert "2 files" in capsys.readouterr().out
+    assert read_header(out)["eos_between_files"] is True
+    assert main(["tokenize", str(tmp_path / "nope.txt"), "--output", str(out)]) == 1
+    assert "nope.txt: no such file" in capsys.readouterr().err
+    (tmp_path / "empty.txt").write_bytes(b"")
+    assert main(["tokenize", str(files[0]), str(tmp_path / "empty.txt"), "--output", str(out)]) == 0
+    assert "empty.txt: empty file, skipped" in caplog.text  # a warning on stderr (pytest captures the log)
+    assert "1 files (1 empty skipped)" in capsys.readouterr().out
+    assert main(["tokenize", str(files[0]), "--output", str(out), "--dtype", "uint16", "--tokenizer", "gpt2"]) == 0

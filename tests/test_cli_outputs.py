@@ -13,7 +13,7 @@ import torch
 from helpers import make_text
 from hf_embed import HfEmbedModel, atomic_write
 from hf_embed.cli import main
-from hf_embed.token_files import tokenize_files
+from hf_embed.tokenize_corpus import tokenize_files
 
 
 def test_tokenize_refuses_to_write_over_its_input(tmp_path, capsys):

@@ -26,8 +26,9 @@ from helpers import MODEL_FILES, make_text
 from hf_embed import HfEmbedConfig, HfEmbedModel, SlidingWindowDataset, create_dataloader
 from hf_embed.cli import main
 from hf_embed.data import TokenFileDataset
-from hf_embed.token_files import read_header, tokenize_files
+from hf_embed.token_files import read_header
 from hf_embed.tokenization import encode
+from hf_embed.tokenize_corpus import tokenize_files
 
 DOCUMENTED = (ValueError, TypeError)
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

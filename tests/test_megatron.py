@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import make_text
+from helpers import in_child, make_text
 from hf_embed import atomic_write, create_dataloader
 from hf_embed.cli import main
 from hf_embed.data import SlidingWindowDataset
 from hf_embed.megatron import megatron_dtype, pair_of
-from hf_embed.token_files import TokenFile, split_documents, tokenize_dataset, tokenize_files
+from hf_embed.token_files import TokenFile
+from hf_embed.tokenize_corpus import split_documents, tokenize_dataset, tokenize_files
 
 HAVE_MEGATRON = importlib.util.find_spec("megatron") is not None
 # megatron-core warns that Transformer Engine and Apex are absent, and its builder about numpy 2's copy keyword.
@@ -134,16 +135,6 @@ def test_a_pair_that_does_not_belong_together_is_refused(corpus, tmp_path, gpt2_
     (tmp_path / "a.idx").write_bytes(b"MMIDIDX\x00\x00" + b"\x01" * 10)
     with pytest.raises(ValueError, match=r"a\.idx: corrupt Megatron index"):
         TokenFile(tmp_path / "a")
-
-
-def in_child(work) -> int:
-    pid = os.fork()
-    if pid == 0:
-        try:
-            work()
-        finally:
-            os._exit(1)
-    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
 @pytest.mark.slow

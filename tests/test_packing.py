@@ -24,7 +24,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausa
 from helpers import make_text
 from hf_embed import HfEmbedConfig, HfEmbedModel, SlidingWindowDataset, create_dataloader
 from hf_embed.packing import _best_fit_decreasing
-from hf_embed.token_files import tokenize_files
+from hf_embed.tokenize_corpus import tokenize_files
 
 T = 16
 

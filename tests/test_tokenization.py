@@ -4,31 +4,38 @@ from __future__ import annotations
 
 import importlib.util
 import pickle
+import random
 import shutil
 import threading
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tokenizers import normalizers
 from transformers import AutoTokenizer, GPT2Tokenizer, PreTrainedTokenizerFast
 
-from helpers import make_text
-from hf_embed import tokenization
-from hf_embed.token_files import TokenFile, tokenize_files
+from helpers import FAST_ENGINE, TRICKY, ids_of, make_text, read_tokens, write_text
+from hf_embed import HfEmbedConfig, tokenization
+from hf_embed.token_files import TokenFile
 from hf_embed.tokenization import (
     ENDOFTEXT,
     Encoder,
     EngineMismatch,
     byte_level_bpe,
     check_sha256,
+    check_vocab_compatible,
     encode,
     encode_array,
     gpt2_tokenizer,
     gpt2_vocab_files,
     split_text,
+    tiktoken_encoding,
     tokenizer_sha256,
+    train_tokenizer,
     vocab_size_of,
+    wrap_tokenizer,
 )
+from hf_embed.tokenize_corpus import tokenize_files
 
 TRICKY_TAIL = "  spaces\t\ttabs\r\nCRLF 日本語 😀👨\u200d👩\u200d👧 e\u0301 'll <|endoftext|>" + "=" * 600 + " end"
 
@@ -276,3 +283,47 @@ def test_one_tokenizer_shared_by_threads_with_mixed_options_equals_one_thread(gp
         thread.join(120)
     assert results == expected
     assert pickle.loads(pickle.dumps(tok))("Hello world")["input_ids"] == [15496, 995]  # the lock is not pickled
+
+
+def varied_text(num_words: int, seed: int) -> str:
+    rng = random.Random(seed)
+    letters = "etaoinshrdlucmfwypvbgkqjxzéü"
+    return " ".join("".join(rng.choice(letters) for _ in range(rng.randint(1, 8))) for _ in range(num_words))
+
+
+def test_train_tokenizer_and_its_tiktoken_engine(tmp_path):
+    corpus = [varied_text(2000, seed=s) for s in range(5)] + [make_text(400, seed=1)]
+    tokenizer = train_tokenizer(corpus, vocab_size=600, min_frequency=1)
+    assert len(tokenizer) == 600 and tokenizer.convert_tokens_to_ids("<|endoftext|>") == 0
+    tokenizer.save_pretrained(tmp_path / "tok")
+    reloaded = AutoTokenizer.from_pretrained(tmp_path / "tok")
+    text = make_text(300, seed=99) + "<|endoftext|>" + TRICKY
+    assert ids_of(reloaded, text) == ids_of(tokenizer, text)
+    assert tokenizer.decode(ids_of(tokenizer, text)) == text
+    encoding = tiktoken_encoding(tokenizer)
+    assert encoding is not None
+    assert encoding.encode(text, allowed_special="all") == ids_of(tokenizer, text)
+    path = write_text(tmp_path / "c.txt", text)
+    header = tokenize_files([path], tmp_path / "t.bin", tokenizer)
+    assert header["engine"] == FAST_ENGINE and read_tokens(tmp_path / "t.bin") == ids_of(tokenizer, text)
+    with pytest.raises(ValueError, match=r"`vocab_size` must be an integer >= 258"):
+        train_tokenizer(corpus, vocab_size=100)
+
+
+def test_vocabulary_tiktoken_cannot_express_falls_back(tmp_path):
+    tokenizer = train_tokenizer([make_text(300, seed=1)], vocab_size=400, min_frequency=1)
+    backend = tokenizer.backend_tokenizer
+    backend.normalizer = normalizers.Lowercase()
+    lowered = wrap_tokenizer(backend)
+    assert tiktoken_encoding(lowered) is None
+    text = "Hello WORLD " + make_text(100, seed=2)
+    header = tokenize_files([write_text(tmp_path / "x.txt", text)], tmp_path / "t.bin", lowered)
+    assert header["engine"] == "tokenizers" and read_tokens(tmp_path / "t.bin") == ids_of(lowered, text)
+    assert header["engine_fallback"] == "tiktoken cannot express this vocabulary (a normalizer)"
+
+
+def test_model_and_tokenizer_vocab_must_agree():
+    tokenizer = train_tokenizer([make_text(300, seed=1)], vocab_size=400, min_frequency=1)
+    check_vocab_compatible(HfEmbedConfig.from_preset("tiny", vocab_size=400), tokenizer)
+    with pytest.raises(ValueError, match=r"the tokenizer produces 400 ids but the model's vocab_size is 99"):
+        check_vocab_compatible(HfEmbedConfig.from_preset("tiny"), tokenizer)

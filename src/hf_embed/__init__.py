@@ -45,6 +45,7 @@ _SUBMODULES = frozenset(
         "position_embeddings",
         "sample_text",
         "token_files",
+        "tokenize_corpus",
         "tokenization",
         "validation",
         "visualize",

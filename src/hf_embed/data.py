@@ -19,17 +19,16 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .packing import PACKING_MODES, BestFitWindows, ConcatWindows, InMemoryTokens, collate_packed
-from .token_files import (  # re-exported: `hf_embed.data` was their home before token_files.py
-    TokenFile,
+from .token_files import TokenFile, read_header  # re-exported, as the next: `hf_embed.data` was their first home
+from .tokenization import encode_array, vocab_size_of
+from .tokenize_corpus import (
     iter_text_chunks,
-    read_header,
     shard_files,
     split_documents,
     tokenize_dataset,
     tokenize_files,
     write_token_file,
 )
-from .tokenization import encode_array, vocab_size_of
 from .validation import check_positive_int, check_range
 
 

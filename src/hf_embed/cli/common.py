@@ -196,6 +196,6 @@ def save_tokenizer(tokenizer, folder: Path) -> None:
 
 def read_text(path: Path) -> str:
     """The text of a UTF-8 file (BOM dropped), read as `tokenize` reads it: invalid UTF-8 names file and byte."""
-    from ..token_files import iter_text_chunks
+    from ..tokenize_corpus import iter_text_chunks
 
     return "".join(iter_text_chunks(path))

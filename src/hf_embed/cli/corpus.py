@@ -71,7 +71,7 @@ def _tokenize(args: argparse.Namespace) -> int:
     for output in outputs:
         check_output_is_not_an_input(output, args.files)  # before the tokenizer loads: fail at once
 
-    from ..token_files import tokenize_files
+    from ..tokenize_corpus import tokenize_files
 
     tokenizer = load_tokenizer(args.tokenizer)
     start = time.perf_counter()
@@ -129,8 +129,8 @@ def _train_tokenizer(args: argparse.Namespace) -> int:
     check_output_folder(args.output)
     check_output_is_not_an_input(args.output, args.files)
 
-    from ..token_files import iter_text_chunks
     from ..tokenization import train_tokenizer
+    from ..tokenize_corpus import iter_text_chunks
 
     # The files are read as `tokenize` reads them (BOM dropped, cut where pre-tokenization cuts anyway), so a
     # file that is not UTF-8 is named with the byte where it fails, and the counts are those of whole files.
