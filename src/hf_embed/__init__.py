@@ -39,6 +39,7 @@ _SUBMODULES = frozenset(
         "configuration_hf_embed",
         "data",
         "families",
+        "fast_encoding",
         "hub",
         "loading",
         "modeling_hf_embed",

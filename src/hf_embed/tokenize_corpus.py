@@ -19,17 +19,10 @@ import numpy as np
 from tqdm import tqdm
 
 from .atomic_write import check_output_is_not_an_input
+from .fast_encoding import PIECE_CHARS, SAFE_CUT_BYTES, Encoder, EngineMismatch
 from .megatron import megatron_dtype, prefix_of, write_pair
 from .token_files import choose_dtype, new_header, numpy_dtype, write_version_2
-from .tokenization import (
-    PIECE_CHARS,
-    SAFE_CUT_BYTES,
-    Encoder,
-    EngineMismatch,
-    gpt2_tokenizer,
-    tokenizer_sha256,
-    vocab_size_of,
-)
+from .tokenization import gpt2_tokenizer, tokenizer_sha256, vocab_size_of
 
 logger = logging.getLogger(__name__)
 
