@@ -89,6 +89,7 @@ MODEL_FILES = (
     "position_embeddings.py",
     "validation.py",
     "atomic_write.py",
+    "output_lock.py",
     "loading.py",
     "families.py",
     "gather_add.py",

@@ -264,13 +264,15 @@ def test_loads_during_saves_are_whole(folder, generations):
     assert seen <= {"A", "B"}
 
 
-# Writers in other processes load this module from its file alone (it needs nothing else), which is fast.
+# Writers in other processes load this module and its one sibling from their folder alone, as a flat package (as
+# remote code is loaded): nothing else of hf-embed, which is fast.
 WRITER = textwrap.dedent(
     """
-    import importlib.util, os, sys, time
-    spec = importlib.util.spec_from_file_location("atomic_write", sys.argv[1])
-    atomic_write = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(atomic_write)
+    import importlib, os, sys, time, types
+    flat = types.ModuleType("flat")
+    flat.__path__ = [os.path.dirname(sys.argv[1])]
+    sys.modules["flat"] = flat
+    atomic_write = importlib.import_module("flat.atomic_write")
     output, content, hold, timeout, repeat = sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]), int(sys.argv[6])
 
     def write(path):

@@ -7,10 +7,9 @@ config, code, tokenizer):
 - **Whole.** A crash at any instant leaves the complete previous output or the complete new one, never a
   mix. Data is flushed (`fsync`) before the rename that publishes it, and the folder that holds the name
   after it.
-- **One writer.** A writer holds `.NAME.lock` beside the output (`flock`; the kernel drops it when the
-  process dies, so a dead writer never blocks anyone). A second writer fails at once with an
-  `OutputLockedError` naming the output, the lock file and the holder's pid, or waits up to `timeout`
-  seconds. The holder removes the lock file when it is done.
+- **One writer.** A writer holds `.NAME.lock` beside the output for the whole write (`output_lock.py`; the
+  kernel drops it when the process dies). A second writer fails at once with an `OutputLockedError` naming
+  the output, the lock file and the holder's pid, or waits up to `timeout` seconds.
 - **No litter.** Temporaries carry the output's name and the writer's pid (`.NAME.tmp-PID.SUFFIX` for a
   file, `.NAME.saving-PID-RANDOM` for a folder). The next writer of the same output removes those a dead
   writer left: holding the lock proves that no other writer of that output is alive, because every writer
@@ -43,7 +42,7 @@ Ownership, extended attributes and ACLs of a replaced folder are not carried ove
 are). A process whose working directory is inside the replaced folder keeps the old generation.
 `fsync` on macOS does not flush the drive's own cache (`F_FULLFSYNC` would).
 
-This file imports only the standard library: `save_pretrained` copies it next to the weights.
+This file imports only the standard library and `output_lock`: `save_pretrained` copies both next to the weights.
 """
 
 from __future__ import annotations
@@ -59,13 +58,9 @@ import shutil
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None
-    import msvcrt
+from .output_lock import OutputLockedError, lock_path, output_lock  # re-exported: they were defined here
 
 logger = logging.getLogger(__name__)
 
@@ -78,10 +73,6 @@ fault_hook: Callable[[str], None] | None = None
 _staging_folders: set[str] = set()
 
 
-class OutputLockedError(OSError):
-    """Another writer holds the output's lock."""
-
-
 def _reached(step: str) -> None:
     if fault_hook is not None:
         fault_hook(step)
@@ -89,98 +80,6 @@ def _reached(step: str) -> None:
 
 def _resolve(path) -> str:
     return os.path.realpath(os.fspath(path))
-
-
-# ---------------------------------------------------------------------------------------------- locking
-
-
-def lock_path(path) -> str:
-    """The lock file of output `path`: `.NAME.lock` beside it."""
-    target = _resolve(path)
-    return os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.lock")
-
-
-def _try_lock(fd: int) -> bool:
-    try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        else:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-    except OSError as error:
-        if error.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK):
-            return False
-        raise
-    return True
-
-
-def _unlock(fd: int) -> None:
-    if fcntl is not None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-    else:
-        os.lseek(fd, 0, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-
-
-def _holder(lock: str) -> str:
-    try:
-        with open(lock, encoding="ascii") as f:
-            pid = f.read(32).strip()
-    except (OSError, ValueError):
-        pid = ""
-    return f"pid {pid}" if pid.isdigit() else "pid unknown"
-
-
-@contextlib.contextmanager
-def output_lock(path, *, timeout: float = 0.0) -> Iterator[str]:
-    """Hold the writer's lock of output `path` (a file or a folder) for the duration of a `with` block.
-
-    Args:
-        path: the output; symbolic links are followed.
-        timeout: seconds to wait for another writer to finish; 0 fails at once.
-
-    Returns:
-        A context manager that yields the resolved output path.
-
-    Raises:
-        OutputLockedError: another process (or thread) holds the lock for longer than `timeout`.
-    """
-    target = _resolve(path)
-    lock = lock_path(target)
-    deadline = time.monotonic() + timeout
-    while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            if _try_lock(fd):
-                # The holder we waited for deletes the file before it unlocks: if the name no longer leads
-                # to the file we locked, lock the new one instead.
-                try:
-                    current = os.stat(lock)
-                except FileNotFoundError:
-                    current = None
-                mine = os.fstat(fd)
-                if current is not None and (current.st_dev, current.st_ino) == (mine.st_dev, mine.st_ino):
-                    break
-                _unlock(fd)
-            elif time.monotonic() >= deadline:
-                raise OutputLockedError(
-                    f"{target} is being written by another writer ({_holder(lock)}, holding the lock {lock}); "
-                    "wait until it has finished, or write to another output"
-                )
-            else:
-                time.sleep(0.05)
-        except BaseException:
-            os.close(fd)
-            raise
-        os.close(fd)
-    try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
-        yield target
-    finally:
-        with contextlib.suppress(OSError):
-            os.remove(lock)  # while still locked: a waiter that opened it sees it gone and retries
-        _unlock(fd)
-        os.close(fd)
 
 
 # -------------------------------------------------------------------------------- temporaries, recovery
