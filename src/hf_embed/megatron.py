@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic_write import output_lock, write_file_atomically
+from .atomic_write import write_file_atomically
+from .output_lock import output_lock
 
 MAGIC = b"MMIDIDX\x00\x00"
 _HEADER = struct.Struct("<9sQBQQ")  # magic, version, dtype code, sequences, document indices
