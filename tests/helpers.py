@@ -86,6 +86,7 @@ SCHEMES = ["absolute", "sinusoidal", "rotary", "relative", "none"]
 MODEL_FILES = (
     "configuration_hf_embed.py",
     "modeling_hf_embed.py",
+    "embeddings.py",
     "position_embeddings.py",
     "validation.py",
     "atomic_write.py",

@@ -12,8 +12,8 @@ import transformers
 from transformers import AutoModel, BertConfig, BertModel
 
 from hf_embed import HfEmbedConfig, HfEmbedForCausalLM, HfEmbedModel
+from hf_embed.embeddings import multiplier_for
 from hf_embed.families import FAMILIES
-from hf_embed.modeling_hf_embed import multiplier_for
 
 SIZES = {
     "vocab_size": 99,

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hf_embed import HfEmbedConfig, HfEmbedModel
-from hf_embed.modeling_hf_embed import _is_stock_embedding, _stock_position_table
+from hf_embed.embeddings import _is_stock_embedding, _stock_position_table
 from hf_embed.position_embeddings import LearnedPositionEmbedding, SinusoidalPositionEmbedding
 
 
@@ -188,7 +188,7 @@ def test_torch_compile_fullgraph_equals_eager_and_checks_ids(model):
 @pytest.fixture
 def blocked_calls(monkeypatch):
     """Make tiny inputs take the blocked path (`gather_add_rows`) in several blocks, and record its calls."""
-    from hf_embed import gather_add, modeling_hf_embed
+    from hf_embed import embeddings, gather_add
 
     calls = []
 
@@ -196,8 +196,8 @@ def blocked_calls(monkeypatch):
         calls.append(args[1].shape)
         return gather_add.gather_add_rows(*args)
 
-    monkeypatch.setattr(modeling_hf_embed, "MIN_BLOCKED_ELEMENTS", 1)
-    monkeypatch.setattr(modeling_hf_embed, "gather_add_rows", spy)
+    monkeypatch.setattr(embeddings, "MIN_BLOCKED_ELEMENTS", 1)
+    monkeypatch.setattr(embeddings, "gather_add_rows", spy)
     monkeypatch.setattr(gather_add, "BLOCK_BYTES_PER_THREAD", 3 * 32 * 4)  # 3 float32 rows per thread
     return calls
 

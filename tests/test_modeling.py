@@ -163,7 +163,7 @@ def test_keywords_of_transformers_machinery_are_accepted(tiny_config, tiny_ids):
     from transformers import DataCollatorWithFlattening, DynamicCache
     from transformers.utils.generic import TransformersKwargs
 
-    from hf_embed.modeling_hf_embed import IGNORED_FORWARD_KEYWORDS
+    from hf_embed.validation import IGNORED_FORWARD_KEYWORDS
 
     explicit = {"position_ids", "output_hidden_states"}  # parameters of the forward itself
     assert set(TransformersKwargs.__annotations__) - explicit <= IGNORED_FORWARD_KEYWORDS

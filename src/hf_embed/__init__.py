@@ -25,7 +25,7 @@ _LAZY = {
     "HfEmbedModel": "modeling_hf_embed",
     "HfEmbedModelOutput": "modeling_hf_embed",
     "HfEmbedPreTrainedModel": "modeling_hf_embed",
-    "HfEmbeddings": "modeling_hf_embed",
+    "HfEmbeddings": "embeddings",
     "apply_rotary_pos_emb": "position_embeddings",
     "position_ids_from_attention_mask": "position_embeddings",
     "SlidingWindowDataset": "data",
@@ -38,6 +38,7 @@ _SUBMODULES = frozenset(
         "atomic_write",
         "configuration_hf_embed",
         "data",
+        "embeddings",
         "families",
         "fast_encoding",
         "hub",
@@ -56,8 +57,8 @@ _SUBMODULES = frozenset(
 if TYPE_CHECKING:  # what type checkers and editors see; at run time `__getattr__` imports on first use
     from .configuration_hf_embed import HfEmbedConfig, available_presets
     from .data import SlidingWindowDataset, create_dataloader
+    from .embeddings import HfEmbeddings
     from .modeling_hf_embed import (
-        HfEmbeddings,
         HfEmbedForCausalLM,
         HfEmbedModel,
         HfEmbedModelOutput,

@@ -10,8 +10,8 @@
 `HfEmbedModel.from_transformers` and `to_transformers` use this table; each row is checked against the family's own
 model (`tests/test_families.py`: `hidden_states[0]` and the rotary `(cos, sin)`).
 
-This file imports only `configuration_hf_embed` (and the standard library): `save_pretrained` copies it next to the
-weights for `trust_remote_code` loading.
+This file imports only torch, transformers, `configuration_hf_embed` and the standard library: `save_pretrained`
+copies it next to the weights for `trust_remote_code` loading.
 """
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .configuration_hf_embed import SQRT_HIDDEN_SIZE
+import torch
+from transformers import initialization as init
+
+from .configuration_hf_embed import SQRT_HIDDEN_SIZE, HfEmbedConfig
 
 if TYPE_CHECKING:
     from torch import nn
@@ -174,6 +177,56 @@ def stage_settings(config) -> dict:
     return settings
 
 
+def stage_from_transformers(model_class, model_or_path, **config_overrides):
+    """`model_class` (an hf-embed model class) built from a transformers model's embedding stage, with its tables.
+
+    `HfEmbedModel.from_transformers` documents the arguments and errors.
+    """
+    if isinstance(model_or_path, (str, bytes)) or hasattr(model_or_path, "__fspath__"):
+        from transformers import AutoConfig, AutoModel
+
+        family_of(AutoConfig.from_pretrained(model_or_path))  # an unsupported one fails before any weight loads
+        model_or_path = AutoModel.from_pretrained(model_or_path)
+    base = base_model_of(model_or_path)
+    family = family_of(model_or_path.config)
+    config = HfEmbedConfig(**{**family.config(model_or_path.config, base), **config_overrides})
+    with init.no_init_weights():
+        model = model_class(config)
+    tensors = {ours: base.get_parameter(theirs).detach() for ours, theirs in family.tables.items()}
+    model.embeddings.load_state_dict(tensors)
+    return model.to(tensors["wte.weight"].dtype)
+
+
+@torch.no_grad()
+def stage_to_transformers(stage, model):
+    """Write the tables of `stage` (an hf-embed model) into `model`, a transformers model of a family.
+
+    `HfEmbedModel.to_transformers` documents the arguments and errors. Returns `model`.
+    """
+    base = base_model_of(model)
+    family = family_of(model.config)
+    theirs = HfEmbedConfig(**family.config(model.config, base))
+    mine, other = stage_settings(stage.config), stage_settings(theirs)
+    differences = [
+        f"{name} {mine[name]!r} here, {other[name]!r} in {family.name}" for name in mine if mine[name] != other[name]
+    ]
+    if differences:
+        raise ValueError(
+            f"cannot write this model's tables into {type(model).__name__}: the embedding stages differ ("
+            + "; ".join(differences)
+            + ")"
+        )
+    for ours, their_name in family.tables.items():
+        source, target = stage.embeddings.get_parameter(ours), base.get_parameter(their_name)
+        if target.shape != source.shape:
+            table = ours.split(".")[0]
+            shapes = f"this model {tuple(source.shape)}, {family.name} {tuple(target.shape)}"
+            raise ValueError(f"`{table}` shapes differ: {shapes}")
+    for ours, their_name in family.tables.items():
+        base.get_parameter(their_name).copy_(stage.embeddings.get_parameter(ours))
+    return model
+
+
 __all__ = [
     "FAMILIES",
     "STAGE_FIELDS",
@@ -181,5 +234,7 @@ __all__ = [
     "Family",
     "base_model_of",
     "family_of",
+    "stage_from_transformers",
     "stage_settings",
+    "stage_to_transformers",
 ]

@@ -18,7 +18,8 @@ import os
 import re
 import struct
 import threading
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import contextmanager, nullcontext
 
 from transformers.utils import cached_file
 
@@ -221,11 +222,51 @@ def hidden_load_report():
         logger.removeFilter(hide)
 
 
+def load_whole(load: Callable, pretrained_model_name_or_path, *model_args, **kwargs):
+    """`load(pretrained_model_name_or_path, ...)` (transformers' `from_pretrained`), strict: the model is loaded
+    whole, or it is an error. `HfEmbedPreTrainedModel.from_pretrained` documents the checks.
+    """
+    kwargs.setdefault("use_safetensors", True)
+    if pretrained_model_name_or_path is None:  # tensors handed over in `state_dict`: no file to check
+        return load(None, *model_args, **kwargs)
+    folder = local_folder(pretrained_model_name_or_path)
+    name = pretrained_model_name_or_path if folder is None else folder
+    where = os.fspath(pretrained_model_name_or_path)
+    config_json = read_config_dict(pretrained_model_name_or_path, folder, kwargs, required=kwargs.get("config") is None)
+    report_wanted = kwargs.get("output_loading_info", False)
+    allow_mismatched_sizes = kwargs.get("ignore_mismatched_sizes", False)
+    if not report_wanted:  # checked below, each tensor named, in place of transformers' report
+        kwargs.update(output_loading_info=True, ignore_mismatched_sizes=True)
+    try:
+        with nullcontext() if report_wanted else hidden_load_report():
+            model, info = load(name, *model_args, **kwargs)
+    except Exception as error:
+        if type(error).__name__ == "SafetensorError":
+            raise ValueError(f"{where}: corrupt or truncated safetensors weights ({error})") from error
+        pickled = os.path.join(where, "pytorch_model.bin")
+        if isinstance(error, OSError) and kwargs["use_safetensors"] and os.path.isfile(pickled):
+            raise ValueError(
+                f"{where}: only pickle weights (pytorch_model.bin), which can run code when loaded; hf-embed "
+                "loads safetensors. If you trust the file, pass use_safetensors=False"
+            ) from error
+        if isinstance(error, RuntimeError) and "mismatched_sizes" in str(error):
+            raise ValueError(f"{where}: tensor shapes disagree with config.json (see the load report above)") from error
+        raise
+    if report_wanted:
+        return model, info
+    files = weight_files(name, kwargs) if kwargs["use_safetensors"] is not False else []
+    checkpoint = os.path.join(where, os.path.basename(files[0])) if len(files) == 1 else where
+    check_loading_info(checkpoint, info, allow_mismatched_sizes=allow_mismatched_sizes)
+    check_dtypes(where, stored_dtypes(files), declared_dtype(config_json))
+    return model
+
+
 __all__ = [
     "check_dtypes",
     "check_loading_info",
     "declared_dtype",
     "hidden_load_report",
+    "load_whole",
     "local_folder",
     "read_config_dict",
     "stored_dtypes",

@@ -1,4 +1,5 @@
-"""The checks every entry point shares: integer arguments, integer tensors, ids inside a range, 0/1 masks.
+"""The checks every entry point shares: integer arguments, integer tensors, ids inside a range, 0/1 masks, and
+the keywords a `forward` accepts.
 
 Each names the bad value and the limit. On CUDA, and on any device under `torch.compile`, the range
 check is an asynchronous device assert: validating never adds a host sync or a graph break.
@@ -7,6 +8,10 @@ This file imports only torch: `save_pretrained` copies it next to the weights wi
 """
 
 from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable
 
 import torch
 
@@ -105,10 +110,77 @@ def _where(index: list[int]) -> str:
     return f"position {index[0]}" if len(index) == 1 else str(index)
 
 
+# What transformers' machinery passes to a model's `forward` (checked on transformers 5.24) that the embedding
+# stage has no use for. Generation passes `cache` (`past_key_values` before it was renamed), `use_cache`,
+# `output_attentions`, and `logits_to_keep` where the forward declares it; Trainer passes `num_items_in_batch`
+# to a forward that takes `**kwargs`; packed-sequence collators (`DataCollatorWithFlattening`) add
+# flash-attention's `cu_seq_lens_q`/`cu_seq_lens_k`/`max_length_q`/`max_length_k` and `seq_idx` (positions come
+# in `position_ids`); `TransformersKwargs` also names `output_router_logits` and `is_causal`. Generation passes
+# `cache_position` only to a forward that declares it, which hf-embed's do not: positions are `position_ids` or
+# `past_key_values_length`.
+IGNORED_FORWARD_KEYWORDS = frozenset(
+    {
+        "cache",
+        "past_key_values",
+        "use_cache",
+        "output_attentions",
+        "output_router_logits",
+        "logits_to_keep",
+        "num_items_in_batch",
+        "cu_seq_lens_q",
+        "cu_seq_lens_k",
+        "max_length_q",
+        "max_length_k",
+        "seq_idx",
+        "is_causal",
+    }
+)
+
+
+def check_forward_keywords(forward: Callable, kwargs: dict) -> None:
+    """The keyword policy of every hf-embed `forward`: refuse what neither it nor transformers' machinery passes.
+
+    Call it first thing with the forward's `**kwargs`. Keywords in `IGNORED_FORWARD_KEYWORDS` are accepted and
+    ignored, except a cache that already holds tokens: hf-embed keeps none, so the new tokens' positions would
+    silently start at 0.
+
+    Args:
+        forward: the bound `forward` being called (its name and parameters make the message).
+        kwargs: the keywords it received beyond its own parameters.
+
+    Raises:
+        TypeError: for any other keyword, named, with the closest accepted name when there is one
+            (`attention_mak` -> `attention_mask`).
+        ValueError: for a `cache`/`past_key_values` that holds tokens.
+    """
+    for name, value in kwargs.items():
+        if name not in IGNORED_FORWARD_KEYWORDS:
+            known = [*inspect.signature(forward).parameters, *sorted(IGNORED_FORWARD_KEYWORDS)]
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"{forward.__qualname__}() got an unexpected keyword argument {name!r}{hint}")
+        if name in ("cache", "past_key_values") and value is not None and (cached := _cached_tokens(value)):
+            raise ValueError(
+                f"`{name}` holds {cached} tokens, but hf-embed keeps no cache and would place the new tokens at "
+                f"position 0; pass `past_key_values_length={cached}` or `position_ids` instead"
+            )
+
+
+def _cached_tokens(cache) -> int:
+    """How many tokens a transformers `Cache` (or a legacy tuple of per-layer (key, value)) holds."""
+    if hasattr(cache, "get_seq_length"):
+        return int(cache.get_seq_length())
+    if isinstance(cache, (tuple, list)) and cache and cache[0] is not None and len(cache[0]):
+        return int(cache[0][0].shape[-2])  # (B, heads, P, head_dim)
+    return 0
+
+
 __all__ = [
+    "IGNORED_FORWARD_KEYWORDS",
     "INDEX_DTYPES",
     "INTEGER_DTYPES",
     "as_index_tensor",
+    "check_forward_keywords",
     "check_integer_tensor",
     "check_mask",
     "check_positive_int",
