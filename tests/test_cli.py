@@ -266,9 +266,9 @@ def _no_loading(monkeypatch):
 
 
 def _tiny_tokenizer(folder: Path) -> Path:
-    from hf_embed.tokenization import train_tokenizer
+    from hf_embed.tokenization import train_tokenizer_from_iterator
 
-    train_tokenizer([SAMPLE_TEXT] * 3, 300).save_pretrained(folder)
+    train_tokenizer_from_iterator([SAMPLE_TEXT] * 3, vocab_size=300).save_pretrained(folder)
     return folder
 
 

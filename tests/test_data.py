@@ -269,3 +269,11 @@ def test_too_few_windows_is_decided_from_global_counts():
         create_dataloader(ids, max_length=4, stride=4, rank=1)
     with pytest.raises(ValueError, match=r"rank 2 is outside 0\.\.1"):
         ShardSampler(6, 2, 2)
+
+
+def test_options_are_keyword_only():
+    """`create_dataloader(source, tokenizer, *, ...)`: a batch size passed by position is an error, not a max_length."""
+    with pytest.raises(TypeError, match="positional argument"):
+        create_dataloader(torch.arange(100), None, 4)
+    with pytest.raises(TypeError, match="positional argument"):
+        SlidingWindowDataset(torch.arange(100), 4, 4, 99)

@@ -14,7 +14,7 @@ from helpers import ids_of, make_text, read_tokens, write_text
 from hf_embed import fast_encoding
 from hf_embed.fast_encoding import Encoder, EngineMismatch, split_text, tiktoken_encoding
 from hf_embed.token_files import TokenFile
-from hf_embed.tokenization import train_tokenizer, wrap_tokenizer
+from hf_embed.tokenization import train_tokenizer_from_iterator, wrap_tokenizer
 from hf_embed.tokenize_corpus import tokenize_files
 
 needs_fastokens = pytest.mark.skipif(
@@ -126,7 +126,7 @@ def test_fastokens_never_runs_on_more_threads_than_asked(gpt2_tok, monkeypatch):
 
 
 def test_vocabulary_tiktoken_cannot_express_falls_back(tmp_path):
-    tokenizer = train_tokenizer([make_text(300, seed=1)], vocab_size=400, min_frequency=1)
+    tokenizer = train_tokenizer_from_iterator([make_text(300, seed=1)], vocab_size=400, min_frequency=1)
     backend = tokenizer.backend_tokenizer
     backend.normalizer = normalizers.Lowercase()
     lowered = wrap_tokenizer(backend)

@@ -24,7 +24,7 @@ from hf_embed.data import TokenFileDataset
 from hf_embed.token_files import TokenFile, choose_dtype, read_header
 from hf_embed.tokenization import (
     tokenizer_sha256,
-    train_tokenizer,
+    train_tokenizer_from_iterator,
 )
 from hf_embed.tokenize_corpus import (
     tokenize_files,
@@ -181,7 +181,7 @@ def test_vocabulary_and_tokenizer_are_checked_against_the_file(token_file, gpt2_
     with pytest.raises(ValueError, match=r"tokens\.bin holds ids of a 50257-id vocabulary, but vocab_size is 99"):
         create_dataloader(token_file, vocab_size=99)
     assert len(create_dataloader(token_file, vocab_size=50304)) > 0  # a table padded past the vocabulary is fine
-    other = train_tokenizer([make_text(300, seed=1)], vocab_size=400, min_frequency=1)
+    other = train_tokenizer_from_iterator([make_text(300, seed=1)], vocab_size=400, min_frequency=1)
     with pytest.raises(ValueError, match=r"tokens\.bin was written by another tokenizer: the file's has 50257 ids"):
         create_dataloader(token_file, tokenizer=other)
     for tokenizer in (gpt2_tok, tiktoken_gpt2):

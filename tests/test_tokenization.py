@@ -26,6 +26,7 @@ from hf_embed.tokenization import (
     tiktoken_encoding,
     tokenizer_sha256,
     train_tokenizer,
+    train_tokenizer_from_iterator,
     vocab_size_of,
 )
 from hf_embed.tokenize_corpus import tokenize_files
@@ -180,7 +181,7 @@ def varied_text(num_words: int, seed: int) -> str:
 
 def test_train_tokenizer_and_its_tiktoken_engine(tmp_path):
     corpus = [varied_text(2000, seed=s) for s in range(5)] + [make_text(400, seed=1)]
-    tokenizer = train_tokenizer(corpus, vocab_size=600, min_frequency=1)
+    tokenizer = train_tokenizer_from_iterator(corpus, vocab_size=600, min_frequency=1)
     assert len(tokenizer) == 600 and tokenizer.convert_tokens_to_ids("<|endoftext|>") == 0
     tokenizer.save_pretrained(tmp_path / "tok")
     reloaded = AutoTokenizer.from_pretrained(tmp_path / "tok")
@@ -194,11 +195,44 @@ def test_train_tokenizer_and_its_tiktoken_engine(tmp_path):
     header = tokenize_files([path], tmp_path / "t.bin", tokenizer)
     assert header["engine"] == FAST_ENGINE and read_tokens(tmp_path / "t.bin") == ids_of(tokenizer, text)
     with pytest.raises(ValueError, match=r"`vocab_size` must be an integer >= 258"):
-        train_tokenizer(corpus, vocab_size=100)
+        train_tokenizer_from_iterator(corpus, vocab_size=100)
 
 
 def test_model_and_tokenizer_vocab_must_agree():
-    tokenizer = train_tokenizer([make_text(300, seed=1)], vocab_size=400, min_frequency=1)
+    tokenizer = train_tokenizer_from_iterator([make_text(300, seed=1)], vocab_size=400, min_frequency=1)
     check_vocab_compatible(HfEmbedConfig.from_preset("tiny", vocab_size=400), tokenizer)
     with pytest.raises(ValueError, match=r"the tokenizer produces 400 ids but the model's vocab_size is 99"):
         check_vocab_compatible(HfEmbedConfig.from_preset("tiny"), tokenizer)
+
+
+def test_train_tokenizer_on_files_reads_them_line_by_line(tmp_path):
+    """`train_tokenizer(files)` is tokenizers' `train(files)`: the vocabulary of the files' lines, line ends kept."""
+    texts = [make_text(1500, seed=s) + "\r\n\n  trailing  \n" for s in range(3)]
+    files = [write_text(tmp_path / f"{i}.txt", text) for i, text in enumerate(texts)]
+    from_files = train_tokenizer(files, vocab_size=400, min_frequency=1)
+    lines = [line for text in texts for line in text.splitlines(keepends=True)]
+    from_lines = train_tokenizer_from_iterator(lines, vocab_size=400, min_frequency=1)
+    assert len(from_files) == 400 and from_files.get_vocab() == from_lines.get_vocab()
+    assert ids_of(from_files, TRICKY) == ids_of(from_lines, TRICKY)
+
+
+def test_train_tokenizer_inputs_are_clear_errors(tmp_path):
+    good = write_text(tmp_path / "good.txt", make_text(300, seed=1))
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine text\n" * 5 + b"\xff then more")
+    with pytest.raises(ValueError, match=r"bad\.txt: not valid UTF-8 at byte 50"):
+        train_tokenizer([good, bad], vocab_size=300)
+    with pytest.raises(FileNotFoundError, match=r"missing\.txt: no such file"):
+        train_tokenizer([tmp_path / "missing.txt"], vocab_size=300)
+    with pytest.raises(ValueError, match=r"is a directory"):
+        train_tokenizer([tmp_path], vocab_size=300)
+    with pytest.raises(TypeError, match=r"`files` must be a list of paths, got PosixPath"):
+        train_tokenizer(good, vocab_size=300)
+    with pytest.raises(
+        TypeError, match=r"`texts` must be an iterable of texts, got one str \(5 characters\): pass \[text\]"
+    ):
+        train_tokenizer_from_iterator("hello", vocab_size=300)
+    with pytest.raises(TypeError, match=r"text 1 is a bytes, not a str"):
+        train_tokenizer_from_iterator(["hello", b"world"], vocab_size=300)
+    with pytest.raises(TypeError, match="positional argument"):
+        train_tokenizer_from_iterator(["hello"], 300)  # options are keyword-only

@@ -63,7 +63,9 @@ def test_shards_concatenate_to_the_single_process_file(gpt2_tok, tmp_path):
     tokenize_files(files, tmp_path / "all.bin", gpt2_tok, eos_between_files=True)
     parts = []
     for index in range(3):
-        header = tokenize_files(files, tmp_path / f"s{index}.bin", gpt2_tok, True, shard_index=index, num_shards=3)
+        header = tokenize_files(
+            files, tmp_path / f"s{index}.bin", gpt2_tok, eos_between_files=True, shard_index=index, num_shards=3
+        )
         assert header["shard"] == [index, 3]
         parts += read_tokens(tmp_path / f"s{index}.bin")
     assert parts == read_tokens(tmp_path / "all.bin")
@@ -192,3 +194,12 @@ def test_tokenize_dataset(gpt2_tok, tmp_path):
     assert read_tokens(tmp_path / "m.bin") == [i for row in rows for i in ids_of(gpt2_tok, row.upper())]
     with pytest.raises(ValueError, match=r"no column 'body' \(columns: \['text', 'id'\]\)"):
         tokenize_dataset(dataset, tmp_path / "x.bin", gpt2_tok, text_column="body")
+
+
+def test_options_are_keyword_only(gpt2_tok, tmp_path):
+    path = write_text(tmp_path / "a.txt", "some text")
+    with pytest.raises(TypeError, match="positional argument"):
+        tokenize_files([path], tmp_path / "t.bin", gpt2_tok, True)
+    with pytest.raises(TypeError, match="positional argument"):
+        tokenize_dataset([{"text": "some text"}], tmp_path / "t.bin", gpt2_tok, "text")
+    assert not list(tmp_path.glob("t.bin*"))

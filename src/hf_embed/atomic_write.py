@@ -89,6 +89,12 @@ def temporary_path(path) -> str:
     """`.NAME.tmp-PID.SUFFIX` beside `path`: where `write_file_atomically` has `write` write.
 
     The suffix is kept so that tools that look at it (`numpy.save` appends `.npy` otherwise) still do.
+
+    Args:
+        path: the output (a symbolic link is followed).
+
+    Returns:
+        The temporary's path, in the output's folder.
     """
     target = _resolve(path)
     stem, suffix = os.path.splitext(os.path.basename(target))

@@ -44,12 +44,29 @@ def _as_id_tensor(token_ids) -> torch.Tensor:
 
 
 def check_token_ids(ids: torch.Tensor, vocab_size: int) -> None:
-    """Raise `ValueError` naming the first id outside [0, vocab_size) and its position."""
+    """Raise `ValueError` naming the first id outside [0, vocab_size) and its position.
+
+    Args:
+        ids: integer ids, any shape.
+        vocab_size: the size of the vocabulary they index.
+
+    Raises:
+        ValueError: `"token id 50300 at [0, 7] is outside the vocabulary (size 50257)"`.
+    """
     check_range(ids, vocab_size, "token id", f"the vocabulary (size {vocab_size})")
 
 
 def num_windows(num_tokens: int, max_length: int, stride: int) -> int:
-    """len(range(0, num_tokens - max_length, stride)): the reference's window count."""
+    """How many windows the reference makes: `len(range(0, num_tokens - max_length, stride))`.
+
+    Args:
+        num_tokens: the length of the id sequence.
+        max_length: the window length.
+        stride: the step between window starts.
+
+    Returns:
+        The number of windows, 0 when there are too few tokens for one.
+    """
     return max(0, -(-(num_tokens - max_length) // stride))
 
 
@@ -88,6 +105,17 @@ class SlidingWindowDataset(_Windows):
 
     Equal, window for window, to the book's `GPTDatasetV1(txt, tokenizer, max_length, stride)`
     on the same ids. Each item is a pair of int64 views of shape (max_length,).
+
+    Args:
+        token_ids: the ids, a 1-D integer tensor or a sequence of ints.
+        max_length: the window length.
+        stride: the step between window starts.
+        vocab_size: when given, every id is checked to lie in [0, vocab_size).
+        source: what the ids are, for error messages ("the text 'Hello'").
+
+    Raises:
+        TypeError: ids that are not integers. ValueError: ids that are not 1-D, an id outside `vocab_size`,
+            `max_length`/`stride` not integers >= 1, too few ids for one window (`max_length + 1`).
     """
 
     def __init__(
@@ -95,8 +123,8 @@ class SlidingWindowDataset(_Windows):
         token_ids: torch.Tensor | Sequence[int],
         max_length: int = 256,
         stride: int = 128,
-        vocab_size: int | None = None,
         *,
+        vocab_size: int | None = None,
         source: str = "the id sequence",
     ):
         self.token_ids = _as_id_tensor(token_ids)
@@ -133,6 +161,18 @@ class ShardSampler(Sampler[int]):
 
     Without `set_epoch`, each pass moves to the next epoch (so a plain loop reshuffles, with `seed` too);
     `set_epoch(e)` works in one process as under `torch.distributed`, so one script serves both.
+
+    Args:
+        num_items: how many windows the dataset has.
+        rank: this process's rank, in 0..world_size - 1.
+        world_size: how many ranks share the windows.
+        shuffle: a permutation per epoch; False keeps `0..n-1` in order.
+        seed: the order of epoch `e` is `randperm(n)` seeded with `seed + e`.
+        generator: draw the order from this generator instead (not with `seed`).
+        drop_last: even the shares by skipping windows rather than repeating some.
+
+    Raises:
+        ValueError: `world_size` not an integer >= 1, `rank` outside 0..world_size - 1, both `seed` and `generator`.
     """
 
     def __init__(
@@ -224,13 +264,13 @@ def _distributed_rank_and_size(rank: int | None, world_size: int | None) -> tupl
 def create_dataloader(
     source: str | torch.Tensor | Sequence[int] | Dataset | Path,
     tokenizer=None,
+    *,
     batch_size: int = 4,
     max_length: int = 256,
     stride: int = 128,
     shuffle: bool = True,
     drop_last: bool = True,
     num_workers: int = 0,
-    *,
     generator: torch.Generator | None = None,
     seed: int | None = None,
     vocab_size: int | None = None,
@@ -309,7 +349,9 @@ def create_dataloader(
         if tokenizer is not None and vocab_size is None:
             vocab_size = vocab_size_of(tokenizer)
         if packing is None:
-            dataset = SlidingWindowDataset(torch.from_numpy(ids), max_length, stride, vocab_size, source=name)
+            dataset = SlidingWindowDataset(
+                torch.from_numpy(ids), max_length, stride, vocab_size=vocab_size, source=name
+            )
         else:
             if vocab_size is not None:
                 check_token_ids(torch.from_numpy(ids), vocab_size)

@@ -36,7 +36,13 @@ BLOOM_TRAINING_LENGTH = 2048
 
 @dataclass(frozen=True)
 class Family:
-    """One family's embedding stage: its name, where its tables live, and the hf-embed config that reproduces it."""
+    """One family's embedding stage: its name, where its tables live, and the hf-embed config that reproduces it.
+
+    Args:
+        name: the transformers `model_type`.
+        tables: hf-embed's `embeddings.<name>` -> the path of the same tensor in their base model.
+        config: (their config, their base model) -> `HfEmbedConfig` keywords.
+    """
 
     name: str
     tables: dict[str, str]  # hf-embed's `embeddings.<name>` -> the path of the same tensor in their base model
@@ -136,6 +142,12 @@ STAGE_FIELDS = (
 def family_of(config) -> Family:
     """The family of a transformers config, by `model_type`.
 
+    Args:
+        config: a transformers config.
+
+    Returns:
+        The `Family`.
+
     Raises:
         ValueError: for any other architecture, listing the supported ones.
     """
@@ -152,7 +164,17 @@ def family_of(config) -> Family:
 
 
 def base_model_of(model: nn.Module) -> nn.Module:
-    """The transformers base model (`LlamaModel` inside `LlamaForCausalLM`, `transformer` inside GPT-2's LM)."""
+    """The transformers base model (`LlamaModel` inside `LlamaForCausalLM`, `transformer` inside GPT-2's LM).
+
+    Args:
+        model: a transformers model.
+
+    Returns:
+        Its `base_model`.
+
+    Raises:
+        TypeError: `model` is not a transformers model.
+    """
     if not hasattr(model, "config") or not hasattr(model, "base_model"):
         raise TypeError(f"expected a transformers model (a PreTrainedModel), got {type(model).__name__}")
     return model.base_model
@@ -163,6 +185,12 @@ def stage_settings(config) -> dict:
 
     A dynamic RoPE's original length is what transformers takes from `max_position_embeddings`; hf-embed may hold a
     longer limit and record the original in `rope_parameters`, so it is written out on both sides.
+
+    Args:
+        config: an `HfEmbedConfig` (one of hf-embed's, or one built from a family's settings).
+
+    Returns:
+        `{field: value}` for every stage field.
     """
     settings = {name: getattr(config, name, None) for name in STAGE_FIELDS}
     if config.position_embedding_type != "rotary":

@@ -36,6 +36,12 @@ def stateless_json(backend: Tokenizer) -> str:
 
     transformers leaves the truncation and padding of its last call on the backend; they are options of a
     call, not part of the vocabulary, and must change neither the ids of a whole text nor its hash.
+
+    Args:
+        backend: the `tokenizers.Tokenizer`.
+
+    Returns:
+        Its serialized form, call options removed.
     """
     serialized = backend.to_str()
     if backend.truncation is None and backend.padding is None:
@@ -64,10 +70,15 @@ def tiktoken_encoding(tokenizer):
     """A tiktoken `Encoding` giving the same ids as a GPT-2-style byte-level BPE `tokenizers` vocabulary.
 
     tiktoken's engine encodes 2-4x faster than `tokenizers` and releases the GIL, so threads use every core.
-    Returns None (and says why in the log) when the vocabulary cannot be expressed that way: another
-    model than plain BPE, another pre-tokenizer than GPT-2's, a normalizer, added tokens that are not plain
-    special tokens, or merges whose order is not the id order of their results (tiktoken merges by the rank
-    of the merged bytes).
+
+    Args:
+        tokenizer: a transformers tokenizer or a `tokenizers.Tokenizer`.
+
+    Returns:
+        The `Encoding` (built once per vocabulary and process), or None (the log says why) when the vocabulary
+        cannot be expressed that way: another model than plain BPE, another pre-tokenizer than GPT-2's, a
+        normalizer, added tokens that are not plain special tokens, or merges whose order is not the id order of
+        their results (tiktoken merges by the rank of the merged bytes).
     """
     encoding, why = _tiktoken_encoding(stateless_json(getattr(tokenizer, "backend_tokenizer", tokenizer)))
     if encoding is None:
@@ -131,7 +142,15 @@ CHECK_EVERY = 32  # fastokens: pieces 0, 32, 64, ... are encoded again by tiktok
 
 
 def split_text(text: str, size: int) -> Iterator[str]:
-    """`text` in pieces of at least `size` characters (the last may be shorter) that encode like the whole."""
+    """`text` in pieces of at least `size` characters (the last may be shorter) that encode like the whole.
+
+    Args:
+        text: the text.
+        size: the least characters in a piece but the last; cuts are the first `SAFE_CUT` after it.
+
+    Returns:
+        An iterator of the pieces, which concatenate to `text`.
+    """
     start = 0
     while len(text) - start > size:
         cut = SAFE_CUT.search(text, start + size)
@@ -143,7 +162,11 @@ def split_text(text: str, size: int) -> Iterator[str]:
 
 
 class EngineMismatch(RuntimeError):
-    """fastokens' ids differed from tiktoken's on a checked piece: everything must be encoded again by tiktoken."""
+    """fastokens' ids differed from tiktoken's on a checked piece: everything must be encoded again by tiktoken.
+
+    Args:
+        message: which versions differed, on which piece.
+    """
 
 
 def _cpu_count() -> int:

@@ -83,7 +83,19 @@ def model_card(
     how_made: str | None = None,
     tags: list[str] | None = None,
 ) -> ModelCard:
-    """A model card for an hf-embed model: metadata for the Hub, sizes, a usage snippet, provenance."""
+    """A model card for an hf-embed model: metadata for the Hub, sizes, a usage snippet, provenance.
+
+    Args:
+        model: the model the card describes.
+        repo_id: the Hub repository (`user/name`) the usage snippet loads.
+        tokenizer: the tokenizer pushed with it, if any (the snippet then tokenizes text).
+        license: the card's licence.
+        how_made: a sentence on how the weights were made.
+        tags: Hub tags besides hf-embed's own.
+
+    Returns:
+        The `huggingface_hub.ModelCard`.
+    """
     config = model.config
     data = ModelCardData(
         library_name="transformers",

@@ -37,6 +37,12 @@ def local_folder(name) -> str | None:
     than one `/`, ends with a separator, is not a valid Hub id, or whose first part is an existing folder
     (`runs/model` where `runs/` exists). Anything else (`gpt2`, `org/name`) is a Hub id.
 
+    Args:
+        name: what `from_pretrained` was given.
+
+    Returns:
+        The folder's path, or None for a Hub id.
+
     Raises:
         FileNotFoundError: a local path that does not exist (nothing is sent to the Hub).
         NotADirectoryError: a local path that is a file, not a model folder.
@@ -71,7 +77,14 @@ def local_folder(name) -> str | None:
 def read_config_dict(name, folder: str | None, kwargs: dict, *, required: bool = True) -> dict | None:
     """`config.json` of a local folder or a Hub repository, refused if it is not an hf-embed model's.
 
-    Returns None for a local folder without one when not `required` (the caller passed a config).
+    Args:
+        name: what `from_pretrained` was given.
+        folder: `local_folder(name)`.
+        kwargs: `from_pretrained`'s keyword arguments (the Hub options are used).
+        required: a missing `config.json` is an error (else None is returned).
+
+    Returns:
+        The parsed `config.json`, or None for a local folder without one when not `required`.
 
     Raises:
         FileNotFoundError: a local folder without `config.json`, when `required`.
@@ -111,7 +124,14 @@ def read_config_dict(name, folder: str | None, kwargs: dict, *, required: bool =
 
 
 def declared_dtype(config: dict | None) -> str | None:
-    """The dtype `config.json` declares for the weights, as a name (`"float32"`), if any."""
+    """The dtype `config.json` declares for the weights, as a name (`"float32"`), if any.
+
+    Args:
+        config: the parsed `config.json`, or None.
+
+    Returns:
+        The dtype's name, or None where none (or "auto") is declared.
+    """
     value = None if config is None else config.get("dtype") or config.get("torch_dtype")
     if value is None or value == "auto":
         return None
@@ -119,7 +139,15 @@ def declared_dtype(config: dict | None) -> str | None:
 
 
 def weight_files(name, kwargs: dict) -> list[str]:
-    """The safetensors files a finished load read (local, or already in the Hub cache), for their headers."""
+    """The safetensors files a finished load read (local, or already in the Hub cache), for their headers.
+
+    Args:
+        name: what `from_pretrained` was given (a folder or a Hub id).
+        kwargs: its keyword arguments (the Hub options and `variant` are used).
+
+    Returns:
+        The files' paths; empty where none is on disk.
+    """
     lookup = {k: kwargs[k] for k in HUB_KWARGS if k in kwargs}
     lookup.update(local_files_only=True, _raise_exceptions_for_missing_entries=False)
     variant = kwargs.get("variant")
@@ -136,7 +164,14 @@ def weight_files(name, kwargs: dict) -> list[str]:
 
 
 def stored_dtypes(files: list[str]) -> dict[str, tuple[str, str]]:
-    """`{tensor name: (dtype, file name)}` from safetensors headers (8-byte length, then JSON), weights unread."""
+    """`{tensor name: (dtype, file name)}` from safetensors headers (8-byte length, then JSON), weights unread.
+
+    Args:
+        files: safetensors files.
+
+    Returns:
+        Each tensor's dtype name and the file that holds it.
+    """
     stored = {}
     for path in files:
         with open(path, "rb") as file:
@@ -149,7 +184,12 @@ def stored_dtypes(files: list[str]) -> dict[str, tuple[str, str]]:
 
 
 def check_loading_info(where: str, info: dict, *, allow_mismatched_sizes: bool) -> None:
-    """Raise if transformers' loading report shows a partial load: missing, unexpected or mismatched tensors.
+    """Check transformers' loading report for a partial load: missing, unexpected or mismatched tensors.
+
+    Args:
+        where: the checkpoint, for the message.
+        info: the `output_loading_info=True` report.
+        allow_mismatched_sizes: the caller allowed resized tensors (they are not refused then).
 
     Raises:
         ValueError: naming the checkpoint and each tensor (with both shapes for a mismatch).
@@ -179,7 +219,16 @@ def check_loading_info(where: str, info: dict, *, allow_mismatched_sizes: bool) 
 
 
 def check_dtypes(where: str, stored: dict[str, tuple[str, str]], expected: str | None) -> None:
-    """Raise if a floating-point tensor in the files has another dtype than `config.json` declares."""
+    """Check that every floating-point tensor in the files has the dtype `config.json` declares.
+
+    Args:
+        where: the checkpoint, for the message.
+        stored: what `stored_dtypes` returned.
+        expected: what `declared_dtype` returned (None: nothing to check).
+
+    Raises:
+        ValueError: naming each tensor, its dtype and its file.
+    """
     if expected is None:
         return
     wrong = sorted(
@@ -213,6 +262,11 @@ class _HideReport(logging.Filter):
 
 @contextmanager
 def hidden_load_report():
+    """A context in which transformers' load report, logged by this thread, is dropped (hf-embed raises its own).
+
+    Returns:
+        The context manager.
+    """
     logger = logging.getLogger("transformers.modeling_utils")
     hide = _HideReport()
     logger.addFilter(hide)

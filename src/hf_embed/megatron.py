@@ -41,18 +41,39 @@ _CODE_OF = {np.dtype(name): code for code, name in DTYPE_CODES.items()}
 
 
 def megatron_dtype(vocab_size: int) -> np.dtype:
-    """The dtype Megatron's preprocessing picks for a vocabulary (`DType.optimal_dtype`): uint16 below 65500 ids."""
+    """The dtype Megatron's preprocessing picks for a vocabulary (`DType.optimal_dtype`): uint16 below 65500 ids.
+
+    Args:
+        vocab_size: the tokenizer's number of ids.
+
+    Returns:
+        `np.dtype("<u2")`, or `np.dtype("<i4")` from 65500 ids.
+    """
     return np.dtype("<u2") if vocab_size < 65500 else np.dtype("<i4")
 
 
 def prefix_of(path: str | Path) -> Path:
-    """`PREFIX` for `PREFIX`, `PREFIX.bin` or `PREFIX.idx`."""
+    """`PREFIX` for `PREFIX`, `PREFIX.bin` or `PREFIX.idx`.
+
+    Args:
+        path: a pair's prefix or one of its files.
+
+    Returns:
+        The prefix.
+    """
     path = Path(path)
     return path.with_suffix("") if path.suffix in (".bin", ".idx") else path
 
 
 def pair_of(path: str | Path) -> tuple[Path, Path] | None:
-    """(`PREFIX.bin`, `PREFIX.idx`) when `path` names a Megatron pair (its prefix, its .bin or its .idx), else None."""
+    """(`PREFIX.bin`, `PREFIX.idx`) when `path` names a Megatron pair (its prefix, its .bin or its .idx), else None.
+
+    Args:
+        path: a prefix, a `.bin` or an `.idx`.
+
+    Returns:
+        The two paths when both exist and the `.idx` starts with Megatron's magic; None otherwise.
+    """
     path = Path(path)
     if path.suffix not in (".bin", ".idx") and path.exists():
         return None
@@ -71,6 +92,14 @@ class MegatronIndex:
 
     Opening checks the index's size against its counts and the `.bin`'s size against the index (the last
     sequence's offset and length). `document_offsets()` reads and checks the arrays (O(sequences)).
+
+    Args:
+        bin_path: the pair's `.bin`.
+        idx_path: the pair's `.idx`.
+
+    Raises:
+        ValueError: a corrupt index, an unknown version or dtype code, a `.bin` whose size the index does not
+            describe (the pair does not belong together, or the `.bin` is truncated).
     """
 
     def __init__(self, bin_path: Path, idx_path: Path):
@@ -150,6 +179,10 @@ def write_pair(prefix: str | Path, write_ids: Callable[[str], np.ndarray], dtype
         write_ids: called with the `.bin`'s temporary path, which it must fill with the ids in `dtype`; returns
             where each document starts and the id count (int64, (documents + 1,)).
         dtype: the ids' dtype, one of Megatron's.
+
+    Raises:
+        OutputLockedError: another writer holds the pair. ValueError: a document longer than Megatron's int32
+            lengths allow. Whatever `write_ids` raises: the previous pair stays.
     """
     prefix = Path(prefix)
     bin_path, idx_path = Path(f"{prefix}.bin"), Path(f"{prefix}.idx")

@@ -26,11 +26,22 @@ except ImportError:  # Windows
 
 
 class OutputLockedError(OSError):
-    """Another writer holds the output's lock."""
+    """Another writer holds the output's lock.
+
+    Args:
+        message: the output, the lock file and the holder's pid.
+    """
 
 
 def lock_path(path) -> str:
-    """The lock file of output `path`: `.NAME.lock` beside it."""
+    """The lock file of output `path`: `.NAME.lock` beside it.
+
+    Args:
+        path: the output (a symbolic link is followed).
+
+    Returns:
+        The lock file's path.
+    """
     target = os.path.realpath(os.fspath(path))
     return os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.lock")
 

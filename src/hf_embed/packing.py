@@ -66,7 +66,12 @@ class DocumentTokens(Protocol):
 
 
 class InMemoryTokens:
-    """Documents held in memory: their ids back to back and where each starts (then the id count)."""
+    """Documents held in memory: their ids back to back and where each starts (then the id count).
+
+    Args:
+        ids: every id, documents back to back, shape (count,).
+        offsets: where each document starts, then `count`, shape (documents + 1,).
+    """
 
     def __init__(self, ids: np.ndarray, offsets: np.ndarray):
         self.ids, self.offsets, self.count = ids, offsets, len(ids)
@@ -121,6 +126,9 @@ class PackedBatch(Sequence):
     """The items of one batch, already stacked: `collate_packed` hands the dict of (B, T) tensors on as it is.
 
     It is also a sequence of per-item dicts (views), so `torch.utils.data.default_collate` stacks it as usual.
+
+    Args:
+        tensors: name -> (B, T) tensor.
     """
 
     def __init__(self, tensors: dict[str, torch.Tensor]):
@@ -136,7 +144,15 @@ class PackedBatch(Sequence):
 
 
 def collate_packed(batch):
-    """DataLoader's collate for packed windows: a `PackedBatch` is already a batch; anything else is stacked."""
+    """DataLoader's collate for packed windows: a `PackedBatch` is already a batch; anything else is stacked.
+
+    Args:
+        batch: what the dataset's `__getitems__` returned, or a list of items.
+
+    Returns:
+        The dict of (B, T) tensors (`input_ids`, `labels`, `position_ids`, `attention_mask`), or
+        `default_collate(batch)`.
+    """
     if isinstance(batch, PackedBatch):
         return batch.tensors
     return default_collate(batch)
@@ -198,6 +214,16 @@ class ConcatWindows(_Packed):
     """The book's windows over the concatenated documents, with positions and labels per document (see module).
 
     Window `i` holds tokens `i * stride .. i * stride + max_length - 1`, the inputs of the book's window `i`.
+
+    Args:
+        tokens: the documents (a `TokenFile` or `InMemoryTokens`).
+        max_length: the window length.
+        stride: the step between window starts.
+        source: what the tokens are, for error messages.
+        id_limit: when given, every id read is checked to lie below it.
+
+    Raises:
+        ValueError: no document boundaries, an empty document, too few tokens for one window.
     """
 
     def __init__(self, tokens: DocumentTokens, max_length: int, stride: int, *, source: str, id_limit=None):
@@ -231,9 +257,19 @@ class ConcatWindows(_Packed):
 class BestFitWindows(_Packed):
     """Whole documents in windows by best-fit decreasing, padded with `pad_id` (see module).
 
+    Args:
+        tokens: the documents (a `TokenFile` or `InMemoryTokens`).
+        max_length: the window length (at least 2); longer documents are cut in pieces of it.
+        pad_id: the id that fills the rest of each window.
+        source: what the tokens are, for error messages.
+        id_limit: when given, every id read is checked to lie below it.
+
     Attributes:
         padded_fraction: the share of the epoch's tokens that are padding.
         naive_padded_fraction: the same with one document (or piece) per window, for comparison.
+
+    Raises:
+        ValueError: `max_length` below 2, no document boundaries, an empty document.
     """
 
     def __init__(self, tokens: DocumentTokens, max_length: int, *, pad_id: int, source: str, id_limit=None):

@@ -82,6 +82,14 @@ class TokenFile:
     Ids are read with `os.pread`, not through a memory map: a memory map turns a file truncated under the
     reader into SIGBUS, which kills the process; a short read is an error that names the file. (Measured with
     `scripts/bench_token_reads.py`: a batch of windows reads as fast this way as by slicing a map.)
+
+    Args:
+        path: a version-2 token file, a version-1 file with its `.json` sidecar, or a Megatron pair (its prefix,
+            `.bin` or `.idx`).
+
+    Raises:
+        FileNotFoundError: no such file, nor a Megatron pair. ValueError: not a token file, a corrupt or truncated
+            one (naming the file and what does not add up), an unknown version.
     """
 
     def __init__(self, path: str | Path):
@@ -338,7 +346,18 @@ _PREADV = getattr(os, "preadv", _pread_fallback)  # preadv reads into the buffer
 
 
 def read_header(path: str | Path) -> dict:
-    """The JSON header of a token file (any version), checked against the file's size."""
+    """The JSON header of a token file (any version, or a Megatron pair), checked against the file's size.
+
+    Args:
+        path: the token file.
+
+    Returns:
+        The header as a dict (`format`, `dtype`, `count`, `documents`, `vocab_size`, `tokenizer_sha256`, the
+        sources, ...).
+
+    Raises:
+        FileNotFoundError, ValueError: as `TokenFile(path)` does.
+    """
     return TokenFile(path).header
 
 
@@ -368,7 +387,14 @@ def choose_dtype(vocab_size: int, dtype: str | None = None) -> str:
 
 
 def numpy_dtype(dtype: str) -> np.dtype:
-    """The little-endian numpy dtype of a token file's "uint16" or "uint32" ids."""
+    """The little-endian numpy dtype of a token file's ids.
+
+    Args:
+        dtype: "uint16" or "uint32" (what `choose_dtype` returns).
+
+    Returns:
+        `np.dtype("<u2")` or `np.dtype("<u4")`.
+    """
     return _DTYPES[dtype]
 
 

