@@ -89,6 +89,7 @@ MODEL_FILES = (
     "embeddings.py",
     "position_embeddings.py",
     "validation.py",
+    "arguments.py",
     "atomic_write.py",
     "output_lock.py",
     "loading.py",

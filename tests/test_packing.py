@@ -195,7 +195,9 @@ def test_bad_packing_input_is_a_clear_error(gpt2_tok, tmp_path):
         ValueError, match=r"packing='concat' needs documents, and a SlidingWindowDataset yields the book's"
     ):
         create_dataloader(windows, packing="concat")
-    with pytest.raises(ValueError, match=r"`pad_id` 99 is outside the vocabulary \(size 99\)"):
+    with pytest.raises(
+        ValueError, match=r"`pad_id` must be an integer in 0\.\.98 \(an id of the vocabulary, size 99\)"
+    ):
         create_dataloader(random_documents(), packing="best-fit", vocab_size=99, pad_id=99)
     old = tmp_path / "old.bin"
     np.arange(500, dtype=np.uint16).tofile(old)

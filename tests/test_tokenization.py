@@ -194,7 +194,9 @@ def test_train_tokenizer_and_its_tiktoken_engine(tmp_path):
     path = write_text(tmp_path / "c.txt", text)
     header = tokenize_files([path], tmp_path / "t.bin", tokenizer)
     assert header["engine"] == FAST_ENGINE and read_tokens(tmp_path / "t.bin") == ids_of(tokenizer, text)
-    with pytest.raises(ValueError, match=r"`vocab_size` must be an integer >= 258"):
+    with pytest.raises(
+        ValueError, match=r"`vocab_size` must be an integer >= 258 \(256 bytes \+ <\|endoftext\|> \+ 1\), got 1"
+    ):
         train_tokenizer_from_iterator(corpus, vocab_size=100)
 
 

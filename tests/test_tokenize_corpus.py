@@ -84,7 +84,7 @@ def test_bad_corpus_inputs_are_clear_errors(gpt2_tok, tmp_path):
         tokenize_files([], out, gpt2_tok)
     with pytest.raises(ValueError, match=r"all 1 input files are empty"):
         tokenize_files([tmp_path / "empty.txt"], out, gpt2_tok)
-    with pytest.raises(ValueError, match=r"shard index 3 is outside 0\.\.1"):
+    with pytest.raises(ValueError, match=r"`shard_index` must be an integer in 0\.\.1, got 3"):
         tokenize_files([good], out, gpt2_tok, shard_index=3, num_shards=2)
     with pytest.raises(ValueError, match=r"the output .*good\.txt is one of the inputs: writing it would destroy"):
         tokenize_files([good], good, gpt2_tok)

@@ -125,7 +125,7 @@ def test_token_projection_is_the_pca():
     assert (coordinates[farthest, torch.arange(2)] > 0).all()  # oriented: the farthest token on the positive side
     with pytest.raises(ValueError, match="at least 3 distinct tokens"):
         token_projection(model, [1, 2, 2])
-    with pytest.raises(ValueError, match=r"token ids \[99\] are outside the vocabulary \(size 99\)"):
+    with pytest.raises(ValueError, match=r"token id 99 at position 2 is outside the vocabulary \(size 99\)"):
         token_projection(model, [1, 2, 99])
 
 

@@ -35,6 +35,7 @@ _LAZY = {
 # submodules reachable as attributes after a bare `import hf_embed`, as when the package imported them all
 _SUBMODULES = frozenset(
     {
+        "arguments",
         "atomic_write",
         "configuration_hf_embed",
         "data",

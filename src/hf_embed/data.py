@@ -187,8 +187,7 @@ class ShardSampler(Sampler[int]):
         drop_last: bool = False,
     ):
         check_positive_int("world_size", world_size)
-        if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank!r} is outside 0..{world_size - 1}")
+        check_positive_int("rank", rank, minimum=0, below=world_size)
         if seed is not None and generator is not None:
             raise ValueError("pass either `generator` or `seed`, not both")
         self.num_items, self.rank, self.world_size = num_items, rank, world_size
@@ -320,8 +319,7 @@ def create_dataloader(
         TypeError: a text without a tokenizer, ids that are not integers.
     """
     batch_size = check_positive_int("batch_size", batch_size)
-    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-        raise ValueError(f"`num_workers` must be an integer >= 0, got {num_workers!r}")
+    check_positive_int("num_workers", num_workers, minimum=0)
     if seed is not None and generator is not None:
         raise ValueError("pass either `generator` or `seed`, not both")
 
@@ -391,11 +389,8 @@ def _pad_id(pad_id: int | None, tokenizer, eos_id: int | None, vocab_size: int |
     if pad_id is None:
         candidates = [getattr(tokenizer, "pad_token_id", None), eos_id, getattr(tokenizer, "eos_token_id", None)]
         pad_id = next((c for c in candidates if isinstance(c, int)), 0)
-    if isinstance(pad_id, bool) or not isinstance(pad_id, int) or pad_id < 0:
-        raise ValueError(f"`pad_id` must be an integer >= 0, got {pad_id!r}")
-    if vocab_size is not None and pad_id >= vocab_size:
-        raise ValueError(f"`pad_id` {pad_id} is outside the vocabulary (size {vocab_size})")
-    return pad_id
+    why = None if vocab_size is None else f"an id of the vocabulary, size {vocab_size}"
+    return check_positive_int("pad_id", pad_id, minimum=0, below=vocab_size, why=why)
 
 
 def _documents_in_memory(source, tokenizer, separator: str | None) -> tuple[np.ndarray, np.ndarray, str]:

@@ -31,6 +31,7 @@ from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
+from .arguments import check_positive_int
 from .atomic_write import write_file_atomically
 from .megatron import MegatronIndex, pair_of
 from .tokenization import tokenizer_sha256, vocab_size_of
@@ -151,9 +152,7 @@ class TokenFile:
             header = json.loads(sidecar.read_text(encoding="utf-8"))
             if header.get("format") != TOKEN_FILE_FORMAT or header["dtype"] not in _DTYPES:
                 raise ValueError("not an hf-embed token-file header")
-            count = header["count"]
-            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-                raise ValueError(f"bad token count {count!r}")
+            count = check_positive_int("count", header["count"], minimum=0)
         except (ValueError, KeyError, TypeError) as error:
             raise ValueError(f"{sidecar}: corrupt token-file header ({error})") from None
         dtype = np.dtype(_DTYPES[header["dtype"]].newbyteorder("="))  # version 1 wrote native byte order
@@ -488,25 +487,12 @@ def _remove_stale_sidecar(output: Path) -> None:
 
 
 # `tokenize_files` and its kin lived here before tokenize_corpus.py; `hf_embed.token_files.tokenize_files` still works.
-_MOVED = frozenset(
-    {
-        "Piece",
-        "iter_document_chunks",
-        "iter_text_chunks",
-        "shard_files",
-        "split_documents",
-        "tokenize_dataset",
-        "tokenize_files",
-        "write_token_file",
-    }
-)
-
-
 def __getattr__(name: str):
-    if name in _MOVED:
+    if not name.startswith("_"):
         from . import tokenize_corpus
 
-        return getattr(tokenize_corpus, name)
+        if name in tokenize_corpus.__all__:
+            return getattr(tokenize_corpus, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

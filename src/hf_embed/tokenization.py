@@ -26,6 +26,7 @@ import numpy as np
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
+from .arguments import check_positive_int
 from .fast_encoding import (  # re-exported: the engines were part of this module
     GPT2_PATTERN,
     Encoder,
@@ -396,8 +397,7 @@ def _only_texts(texts: Iterable[str]) -> Iterator[str]:
 
 
 def _bpe_trainer(vocab_size: int, min_frequency: int, show_progress: bool) -> trainers.BpeTrainer:
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 258:
-        raise ValueError(f"`vocab_size` must be an integer >= 258 (256 bytes + <|endoftext|> + 1), got {vocab_size!r}")
+    check_positive_int("vocab_size", vocab_size, minimum=258, why="256 bytes + <|endoftext|> + 1")
     return trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,

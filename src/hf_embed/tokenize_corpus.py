@@ -18,6 +18,7 @@ from typing import BinaryIO, NamedTuple
 import numpy as np
 from tqdm import tqdm
 
+from .arguments import check_positive_int
 from .atomic_write import check_output_is_not_an_input
 from .fast_encoding import PIECE_CHARS, SAFE_CUT_BYTES, Encoder, EngineMismatch
 from .megatron import megatron_dtype, prefix_of, write_pair
@@ -358,10 +359,8 @@ def shard_files(files: Sequence, shard_index: int, num_shards: int) -> tuple[int
     Raises:
         ValueError: `num_shards` not an integer >= 1, `shard_index` outside 0..num_shards - 1.
     """
-    if not (isinstance(num_shards, int) and num_shards >= 1 and isinstance(shard_index, int)):
-        raise ValueError(f"bad shard {shard_index!r} of {num_shards!r}")
-    if not 0 <= shard_index < num_shards:
-        raise ValueError(f"shard index {shard_index} is outside 0..{num_shards - 1}")
+    check_positive_int("num_shards", num_shards)
+    check_positive_int("shard_index", shard_index, minimum=0, below=num_shards)
     start = shard_index * len(files) // num_shards
     return start, list(files[start : (shard_index + 1) * len(files) // num_shards])
 

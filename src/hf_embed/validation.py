@@ -4,7 +4,7 @@ the keywords a `forward` accepts.
 Each names the bad value and the limit. On CUDA, and on any device under `torch.compile`, the range
 check is an asynchronous device assert: validating never adds a host sync or a graph break.
 
-This file imports only torch: `save_pretrained` copies it next to the weights with the model files.
+This file imports only torch and `arguments`: `save_pretrained` copies both next to the weights with the model files.
 """
 
 from __future__ import annotations
@@ -15,17 +15,12 @@ from collections.abc import Callable
 
 import torch
 
+from .arguments import check_positive_int  # the one integer check, torch-free; re-exported with the tensor checks
+
 INDEX_DTYPES = (torch.int64, torch.int32)  # what the gather kernels take as they are
 # Every integer dtype is taken, converted exactly to int64 (`as_index_tensor`); bool, floating, complex, quantized
 # and sub-byte dtypes are refused by name.
 INTEGER_DTYPES = (*INDEX_DTYPES, torch.int16, torch.int8, torch.uint8, torch.uint16, torch.uint32, torch.uint64)
-
-
-def check_positive_int(name: str, value: object) -> int:
-    """`value` if it is an int >= 1 (not a bool), else a `ValueError` naming `name` and the value."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}")
-    return value
 
 
 def check_integer_tensor(name: str, value: object) -> None:

@@ -25,6 +25,7 @@ from .position_embeddings import (
     RotaryPositionEmbedding,
     SinusoidalPositionEmbedding,
 )
+from .validation import check_range
 
 DEFAULT_PLOT_POSITIONS = 1024  # without `num_positions`: max_position_embeddings up to this (Llama 3.1: 131072)
 MAX_PLOT_POSITIONS = 8192  # an (N, N) float32 similarity matrix of 256 MiB
@@ -191,10 +192,9 @@ def token_projection(model: HfEmbedModel, token_ids: list[int]) -> tuple[torch.T
     vocab = model.config.vocab_size
     if len(set(token_ids)) != len(token_ids) or len(token_ids) < 3:
         raise ValueError(f"give at least 3 distinct tokens to project (got ids {token_ids})")
-    outside = [i for i in token_ids if not 0 <= i < vocab]
-    if outside:
-        raise ValueError(f"token ids {outside} are outside the vocabulary (size {vocab})")
-    rows = model.get_input_embeddings()(torch.tensor(token_ids)).float()  # (N, D)
+    ids = torch.tensor(token_ids)  # (N,)
+    check_range(ids, vocab, "token id", f"the vocabulary (size {vocab})")
+    rows = model.get_input_embeddings()(ids).float()  # (N, D)
     q = min(rows.shape)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
