@@ -328,6 +328,32 @@ def test_init_refuses_what_would_be_a_trap(tmp_path, capsys, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"] and [p.name for p in folder.iterdir()] == ["notes.txt"]
 
 
+def test_resize_and_train_tokenizer_never_write_into_a_non_empty_folder_without_force(tmp_path, capsys, monkeypatch):
+    _no_loading(monkeypatch)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "hf_embed"}', encoding="utf-8")
+    text = tmp_path / "a.txt"
+    text.write_text(SAMPLE_TEXT, encoding="utf-8")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text("my other model", encoding="utf-8")
+    for argv, replaces in [
+        (["resize", str(model), "--max-positions", "8", "--output", str(mine)], "its model and tokenizer"),
+        (["train-tokenizer", str(text), "--vocab-size", "300", "--output", str(mine)], "its tokenizer"),
+    ]:
+        assert main(argv) == 1
+        assert capsys.readouterr().err == (
+            f"hf-embed {argv[0]}: error: --output {mine}: exists and is not empty (config.json); pass --force to "
+            f"replace {replaces}\n"
+        )
+    assert [p.name for p in mine.iterdir()] == ["config.json"]
+    assert (mine / "config.json").read_text(encoding="utf-8") == "my other model"
+    assert main(["train-tokenizer", str(text), "--vocab-size", "300", "--output", str(mine), "--force"]) == 0
+    assert (mine / "tokenizer.json").is_file()
+    assert (mine / "config.json").read_text(encoding="utf-8") == "my other model"
+
+
 @pytest.mark.slow
 def test_init_and_plot_positions_take_a_settings_file(tmp_path, capsys):
     import json

@@ -31,6 +31,30 @@ def test_tokenize_refuses_to_write_over_its_input(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "link.txt"]
 
 
+def test_tokenize_never_replaces_a_file_that_is_not_a_token_file(tmp_path, capsys):
+    text = tmp_path / "a.txt"
+    text.write_text(make_text(200), encoding="utf-8")
+    notes = tmp_path / "b.txt"  # not an input, but a user's file all the same
+    notes.write_text("my notes", encoding="utf-8")
+    assert main(["tokenize", str(text), "--output", str(notes)]) == 1
+    assert capsys.readouterr().err == (
+        f"hf-embed tokenize: error: --output {notes}: exists and is not a token file (8 bytes), and tokenize would "
+        "replace it; remove it or choose another path\n"
+    )
+    assert notes.read_text(encoding="utf-8") == "my notes"
+
+
+@pytest.mark.slow
+def test_tokenize_replaces_a_token_file_or_an_empty_file(tmp_path, capsys):
+    text = tmp_path / "a.txt"
+    text.write_text(make_text(200), encoding="utf-8")
+    first = tokenize_files([text], tmp_path / "tokens.bin")
+    (tmp_path / "empty.bin").touch()
+    for output in ("tokens.bin", "empty.bin"):  # a token file, or an empty file, is replaced
+        assert main(["tokenize", str(text), "--output", str(tmp_path / output)]) == 0
+        assert f"{first['count']:,} uint16 tokens" in capsys.readouterr().out
+
+
 def test_tokenize_files_checks_a_generator_of_inputs_without_using_it_up(tmp_path):
     text = tmp_path / "a.txt"
     text.write_text(make_text(200), encoding="utf-8")

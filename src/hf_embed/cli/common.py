@@ -149,6 +149,20 @@ def check_output_folder(path: Path) -> None:
         raise NotADirectoryError(f"{path}: exists and is not a folder")
 
 
+def check_empty_output(folder: Path, force: bool, *, replaces: str = "its model and tokenizer") -> None:
+    """Refuse to write into a folder that holds anything, unless `--force` says to replace `replaces` in it."""
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"--output {folder}: is a file; give a folder")
+    if force or not folder.exists():
+        return
+    names = sorted(p.name for p in folder.iterdir())
+    if names:
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        raise FileExistsError(
+            f"--output {folder}: exists and is not empty ({shown}); pass --force to replace {replaces}"
+        )
+
+
 def check_output_file(path: Path, what: str = "--output") -> None:
     """Raise unless `path` can become a file (its suffix is checked by `path_with_suffix` while parsing)."""
     if path.is_dir():

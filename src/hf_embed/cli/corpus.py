@@ -7,7 +7,7 @@ import re
 import sys
 from pathlib import Path
 
-from .common import check_files, check_output_folder, int_at_least, load_tokenizer, save_tokenizer
+from .common import check_empty_output, check_files, int_at_least, load_tokenizer, save_tokenizer
 
 
 def add_tokenize(subparsers) -> None:
@@ -73,6 +73,8 @@ def _tokenize(args: argparse.Namespace) -> int:
 
     from ..tokenize_corpus import tokenize_files
 
+    if args.format == "hf-embed":
+        _check_replaces_a_token_file(args.output)
     tokenizer = load_tokenizer(args.tokenizer)
     start = time.perf_counter()
     header = tokenize_files(
@@ -99,6 +101,21 @@ def _tokenize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_replaces_a_token_file(output: Path) -> None:
+    """Refuse an --output that exists and holds something other than a token file: tokenize would replace it."""
+    from ..token_files import MAGIC
+
+    if not output.is_file() or output.stat().st_size == 0 or Path(f"{output}.json").is_file():  # new, empty, v1
+        return
+    with output.open("rb") as f:
+        if f.read(len(MAGIC)) == MAGIC:
+            return
+    raise FileExistsError(
+        f"--output {output}: exists and is not a token file ({output.stat().st_size:,} bytes), and tokenize would "
+        "replace it; remove it or choose another path"
+    )
+
+
 def add_train_tokenizer(subparsers) -> None:
     p = subparsers.add_parser(
         "train-tokenizer",
@@ -119,6 +136,7 @@ def add_train_tokenizer(subparsers) -> None:
         "--min-frequency", type=int_at_least(0), default=2, help="merge only pairs seen this often (default: 2)"
     )
     p.add_argument("--output", type=Path, required=True, help="folder to save the tokenizer into")
+    p.add_argument("--force", action="store_true", help="replace the tokenizer of a non-empty --output")
     p.set_defaults(func=_train_tokenizer)
 
 
@@ -126,8 +144,8 @@ def _train_tokenizer(args: argparse.Namespace) -> int:
     from ..atomic_write import check_output_is_not_an_input
 
     check_files(args.files)
-    check_output_folder(args.output)
     check_output_is_not_an_input(args.output, args.files)
+    check_empty_output(args.output, args.force, replaces="its tokenizer")
 
     from ..tokenization import train_tokenizer_from_iterator
     from ..tokenize_corpus import iter_text_chunks

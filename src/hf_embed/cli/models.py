@@ -8,10 +8,10 @@ from pathlib import Path
 
 from .common import (
     POSITION_EMBEDDING_TYPES,
+    check_empty_output,
     check_files,
     check_model_folder,
     check_output_file,
-    check_output_folder,
     check_tokenizer_name,
     int_at_least,
     load_tokenizer,
@@ -34,8 +34,7 @@ def add_model_shape_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-positions",
         type=int_at_least(1),
-        help="longest sequence, max_position_embeddings (default: the preset's); saved as the tokenizer's "
-        "model_max_length too",
+        help="longest sequence, max_position_embeddings (default: the preset's)",
     )
     p.add_argument(
         "--head-dim",
@@ -61,20 +60,6 @@ def shape_overrides(args: argparse.Namespace, preset: dict | None = None) -> dic
         hidden = overrides.get("hidden_size", (preset or {}).get("hidden_size", 768))
         overrides["head_dim"] = DEFAULT_HEAD_DIM if hidden % DEFAULT_HEAD_DIM == 0 else hidden
     return overrides
-
-
-def check_empty_output(folder: Path, force: bool) -> None:
-    """Refuse to write into a folder that holds anything, unless `--force` says to replace it."""
-    if folder.exists() and not folder.is_dir():
-        raise NotADirectoryError(f"--output {folder}: is a file; give a folder")
-    if force or not folder.exists():
-        return
-    names = sorted(p.name for p in folder.iterdir())
-    if names:
-        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
-        raise FileExistsError(
-            f"--output {folder}: exists and is not empty ({shown}); pass --force to replace its model and tokenizer"
-        )
 
 
 def add_init(subparsers) -> None:
@@ -473,6 +458,7 @@ def add_resize(subparsers) -> None:
     p.add_argument("--max-positions", type=int_at_least(1), required=True, help="the new max_position_embeddings")
     p.add_argument("--method", choices=("keep", "extend", "interpolate"), default="keep", help="default: %(default)s")
     p.add_argument("--output", type=Path, required=True, help="the new folder (not the model folder itself)")
+    p.add_argument("--force", action="store_true", help="replace the model and tokenizer of a non-empty --output")
     p.set_defaults(func=_resize)
 
 
@@ -483,8 +469,8 @@ def _resize(args: argparse.Namespace) -> int:
 
     check_model_folder(args.model)  # a folder with config.json
     config_file = args.model / "config.json"
-    check_output_folder(args.output)
     check_output_is_not_an_input(args.output, [args.model])
+    check_empty_output(args.output, args.force)
     saved = json.loads(config_file.read_text(encoding="utf-8"))
     scheme = saved.get("position_embedding_type", "absolute")
     if args.method == "interpolate" and scheme != "absolute":  # the model would refuse it too, after loading
