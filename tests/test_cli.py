@@ -249,6 +249,11 @@ def test_train_tokenizer_names_the_file_and_byte_it_cannot_read(tmp_path, capsys
     assert capsys.readouterr().err == f"hf-embed train-tokenizer: error: {latin1}: not valid UTF-8 at byte 5\n"
     assert main(["train-tokenizer", str(tmp_path / "nope.txt"), "--vocab-size", "300", "--output", str(output)]) == 1
     assert capsys.readouterr().err == f"hf-embed train-tokenizer: error: {tmp_path / 'nope.txt'}: no such file\n"
+    (tmp_path / "empty.txt").touch()
+    assert main(["train-tokenizer", str(tmp_path / "empty.txt"), "--vocab-size", "300", "--output", str(output)]) == 1
+    assert capsys.readouterr().err == (
+        "hf-embed train-tokenizer: error: all 1 input files are empty: there is no text to learn a vocabulary from\n"
+    )
     assert not output.exists()
 
 

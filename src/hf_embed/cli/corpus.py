@@ -146,6 +146,8 @@ def _train_tokenizer(args: argparse.Namespace) -> int:
     check_files(args.files)
     check_output_is_not_an_input(args.output, args.files)
     check_empty_output(args.output, args.force, replaces="its tokenizer")
+    if all(path.stat().st_size == 0 for path in args.files):
+        raise ValueError(f"all {len(args.files)} input files are empty: there is no text to learn a vocabulary from")
 
     from ..tokenization import train_tokenizer_from_iterator
     from ..tokenize_corpus import iter_text_chunks
