@@ -59,6 +59,7 @@ import stat
 import sys
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from .output_lock import OutputLockedError, lock_path, output_lock  # re-exported: they were defined here
 
@@ -188,13 +189,14 @@ def _fsync_tree(root: str, linked: set[str]) -> None:
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2  # Linux <linux/fs.h>
 _RENAME_SWAP = 2  # macOS <stdio.h>
-_exchange_function = None
+_exchange_function: Any = None  # the C function (a ctypes pointer); False where there is none; None: not looked up
 
 
 def _exchange(a: str, b: str) -> bool:
     """Swap the names `a` and `b` in one atomic step. False where this system or filesystem cannot."""
     global _exchange_function
     if _exchange_function is None:
+        function: Any
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             if sys.platform.startswith("linux"):

@@ -12,8 +12,10 @@ import inspect
 import json
 import math
 import os
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
+from typing import Any, TypeGuard
 
 import torch
 from transformers import PretrainedConfig
@@ -41,7 +43,9 @@ def available_presets() -> list[str]:
     return sorted(p.name[: -len(".json")] for p in directory.iterdir() if p.name.endswith(".json"))
 
 
-def rope_init_config(rope_parameters: dict, *, head_dim: int, max_position_embeddings: int) -> PretrainedConfig:
+def rope_init_config(
+    rope_parameters: Mapping[str, Any], *, head_dim: int, max_position_embeddings: int
+) -> PretrainedConfig:
     """A transformers config holding what `ROPE_INIT_FUNCTIONS` and transformers' `validate_rope` read.
 
     transformers' RoPE functions take a model config (`rope_parameters`, `head_dim`, `max_position_embeddings`);
@@ -253,14 +257,16 @@ class HfEmbedConfig(PretrainedConfig):
                 if token_id is not None and not 0 <= token_id < self.real_vocab_size:
                     raise ValueError(f"`{name}`={token_id} is outside the vocabulary (size {self.real_vocab_size})")
 
-    def _validate_longrope_rope_parameters(self, rope_parameters: dict, ignore_keys: set[str] | None = None) -> None:
+    def _validate_longrope_rope_parameters(
+        self, rope_parameters: Mapping[str, Any], ignore_keys: set[str] | None = None
+    ) -> None:
         # transformers' `validate_rope` (run on every config it builds and saves) dispatches to this by name; its
         # longrope rule derives head_dim from attention heads, which an embedding stage has none of: run it on the
         # config transformers' RoPE functions read instead.
         view = rope_init_config(
             rope_parameters, head_dim=self.position_dim, max_position_embeddings=self.max_position_embeddings
         )
-        view._validate_longrope_rope_parameters(rope_parameters, ignore_keys=ignore_keys)
+        view._validate_longrope_rope_parameters(dict(rope_parameters), ignore_keys=ignore_keys)
 
     @property
     def position_dim(self) -> int:
@@ -331,7 +337,7 @@ class HfEmbedConfig(PretrainedConfig):
             )
 
 
-def _is_positive_number(value) -> bool:
+def _is_positive_number(value: object) -> TypeGuard[float]:
     return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 

@@ -11,8 +11,9 @@ the overlap. `ShardSampler` gives every rank an equal share of one permutation p
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Sized
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -325,12 +326,16 @@ def create_dataloader(
 
     if packing is not None and packing not in PACKING_MODES:
         raise ValueError(f"`packing` must be None, 'concat' or 'best-fit', got {packing!r}")
+    dataset: Dataset
+    packed: ConcatWindows | BestFitWindows | None = None
     if isinstance(source, Dataset):
         if packing is not None:
             raise ValueError(
                 f"packing={packing!r} needs documents, and a {type(source).__name__} yields the book's (inputs, "
                 "targets) windows: pass the text, the ids or the token file itself"
             )
+        if not isinstance(source, Sized):
+            raise TypeError(f"a {type(source).__name__} has no len(): pass a dataset of windows that has one")
         dataset = source
     elif isinstance(source, os.PathLike):
         if split_documents_on is not None:
@@ -341,7 +346,7 @@ def create_dataloader(
             file = TokenFile(source)
             id_limit = file.check_vocabulary(vocab_size=vocab_size, tokenizer=tokenizer)
             pad_id = _pad_id(pad_id, tokenizer, file.header.get("eos_token_id"), vocab_size)
-            dataset = _packed(packing, file, max_length, stride, pad_id, str(file.path), id_limit)
+            dataset = packed = _packed(packing, file, max_length, stride, pad_id, str(file.path), id_limit)
     else:
         ids, offsets, name = _documents_in_memory(source, tokenizer, split_documents_on)
         if tokenizer is not None and vocab_size is None:
@@ -354,15 +359,16 @@ def create_dataloader(
             if vocab_size is not None:
                 check_token_ids(torch.from_numpy(ids), vocab_size)
             pad_id = _pad_id(pad_id, tokenizer, None, vocab_size)
-            dataset = _packed(packing, InMemoryTokens(ids, offsets), max_length, stride, pad_id, name)
+            dataset = packed = _packed(packing, InMemoryTokens(ids, offsets), max_length, stride, pad_id, name)
 
+    windows = len(cast(Sized, dataset))  # every dataset above has a len() (torch's `Dataset` type does not say so)
     rank, world_size = _distributed_rank_and_size(rank, world_size)
     sampler = ShardSampler(
-        len(dataset), rank, world_size, shuffle=shuffle, seed=seed, generator=generator, drop_last=drop_last
+        windows, rank, world_size, shuffle=shuffle, seed=seed, generator=generator, drop_last=drop_last
     )
     if seed is not None:  # DataLoader draws its workers' base seed from here, not from the global RNG
         generator = torch.Generator().manual_seed(seed)
-    _check_enough_windows(len(dataset), len(sampler), world_size, batch_size, drop_last)
+    _check_enough_windows(windows, len(sampler), world_size, batch_size, drop_last)
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
@@ -372,12 +378,14 @@ def create_dataloader(
         generator=generator,
         collate_fn=None if packing is None else collate_packed,
     )
-    if packing is not None:
-        loader.padded_fraction = dataset.padded_fraction
+    if packed is not None:
+        loader.padded_fraction = packed.padded_fraction
     return loader
 
 
-def _packed(packing: str, tokens, max_length: int, stride: int, pad_id: int, name: str, id_limit=None) -> Dataset:
+def _packed(
+    packing: str, tokens, max_length: int, stride: int, pad_id: int, name: str, id_limit=None
+) -> ConcatWindows | BestFitWindows:
     max_length, stride = check_positive_int("max_length", max_length), check_positive_int("stride", stride)
     if packing == "concat":
         return ConcatWindows(tokens, max_length, stride, source=name, id_limit=id_limit)

@@ -9,6 +9,8 @@ for `trust_remote_code` loading.
 
 from __future__ import annotations
 
+from typing import TypeGuard, TypeVar, cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -42,8 +44,10 @@ from .validation import (
     check_range,
 )
 
+_M = TypeVar("_M", bound=nn.Module)
 
-def _calls_own_forward(module: nn.Module, cls: type[nn.Module]) -> bool:
+
+def _calls_own_forward(module: nn.Module, cls: type[_M]) -> TypeGuard[_M]:
     """Whether calling `module` runs exactly `cls.forward`, so that a fast path may do that work itself.
 
     Not when it is a subclass or a wrapper (PEFT, quantization, parametrizations), has hooks of any kind (its own
@@ -125,7 +129,7 @@ class HfEmbeddings(nn.Module):
         self.wpe = position_module(config)
         # Gemma's or Granite's multiplier on the token rows, per dtype (None: 1, nothing to do); BLOOM's LayerNorm
         self.embedding_multiplier = config.embedding_multiplier
-        self.multipliers = None
+        self.multipliers: dict[torch.dtype, float] | None = None
         if multiplier_for(self.embedding_multiplier, D, torch.float32) != 1.0:
             self.multipliers = {dtype: multiplier_for(self.embedding_multiplier, D, dtype) for dtype in FLOAT_DTYPES}
         self.norm = nn.LayerNorm(D, eps=config.layer_norm_epsilon) if config.embedding_layernorm else None
@@ -174,18 +178,18 @@ class HfEmbeddings(nn.Module):
         module calls.
         """
         batch, seq_len = self._check_inputs(input_ids, inputs_embeds)
-        device = (input_ids if input_ids is not None else inputs_embeds).device
+        device = input_ids.device if input_ids is not None else cast(torch.Tensor, inputs_embeds).device
         positions = self._positions(batch, seq_len, device, position_ids, attention_mask, past_key_values_length)
 
         # ids -> token rows + position rows in one pass over the output, where that is all there is to do
-        summed = self._token_and_position_rows(input_ids, positions) if inputs_embeds is None else None
+        summed = self._token_and_position_rows(input_ids, positions) if input_ids is not None else None
         if summed is not None:
             hidden_states, position_embeddings = summed, None  # (B, T, D) = wte(ids) + wpe(pos)
         else:  # the same steps one at a time
-            if inputs_embeds is None:
+            if input_ids is not None:
                 hidden_states, owned = self._token_rows(input_ids)  # (B, T, D); owned: a fresh gather of ours
-            else:
-                hidden_states, owned = inputs_embeds, False  # a caller's tensor is never modified
+            else:  # `_check_inputs`: exactly one of the two is given
+                hidden_states, owned = cast(torch.Tensor, inputs_embeds), False  # a caller's tensor is never modified
             if self.multipliers is not None:
                 hidden_states = self._multiply(hidden_states, owned)  # Gemma: wte(ids) * sqrt(D) in the model's dtype
             hidden_states, position_embeddings = self.position_information(hidden_states, positions, owned=owned)
@@ -199,10 +203,11 @@ class HfEmbeddings(nn.Module):
 
     def _multiply(self, hidden_states: torch.Tensor, owned: bool) -> torch.Tensor:
         """(B, T, D) token rows times `embedding_multiplier` as rounded for their dtype (in place into our own)."""
-        multiplier = self.multipliers.get(hidden_states.dtype)
+        multipliers = self.multipliers if self.multipliers is not None else {}
+        multiplier = multipliers.get(hidden_states.dtype)
         if multiplier is None:  # a dtype not precomputed (float64, ...)
             multiplier = multiplier_for(self.embedding_multiplier, self.hidden_size, hidden_states.dtype)
-            self.multipliers[hidden_states.dtype] = multiplier
+            multipliers[hidden_states.dtype] = multiplier
         return hidden_states.mul_(multiplier) if owned else hidden_states * multiplier
 
     def token_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -356,7 +361,7 @@ class HfEmbeddings(nn.Module):
                 f"`inputs_embeds` must have shape (batch, seq_len, {self.hidden_size}), "
                 f"got {tuple(inputs_embeds.shape)}"
             )
-        return tuple(inputs_embeds.shape[:2])
+        return inputs_embeds.shape[0], inputs_embeds.shape[1]
 
     def _positions(self, batch, seq_len, device, position_ids, attention_mask, past_length) -> Positions:
         """Resolve where the new tokens sit, checked against `max_position_embeddings`."""
@@ -415,11 +420,11 @@ class HfEmbeddings(nn.Module):
                 f"cannot resize `wpe` of type {type(wpe).__name__} (expected {expected.__name__}); merge or remove "
                 "adapters and wrappers first"
             )
-        if kind == "absolute":
+        if kind == "absolute" and isinstance(wpe, LearnedPositionEmbedding):  # (checked just above)
             table = wpe.weight  # (old, D)
             wpe.weight = nn.Parameter(self._resized_table(table, n, method), requires_grad=table.requires_grad)
             wpe.num_embeddings = n
-        elif kind == "sinusoidal":  # fixed: recomputed at the new length
+        elif kind == "sinusoidal" and isinstance(wpe, SinusoidalPositionEmbedding):  # recomputed at the new length
             wpe.num_positions = n
             wpe.table = torch.empty(n, wpe.dim, dtype=wpe.table.dtype, device=wpe.table.device)
             wpe.reset_table()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import initialization as init
@@ -60,7 +60,7 @@ def _token_ids(config, vocab_size: int) -> dict:
     return ids
 
 
-def _gpt2_config(config, base: nn.Module) -> dict:
+def _gpt2_config(config, base: Any) -> dict:
     vocab, positions = base.wte.num_embeddings, base.wpe.num_embeddings
     return {
         "vocab_size": vocab,
@@ -73,7 +73,7 @@ def _gpt2_config(config, base: nn.Module) -> dict:
     }
 
 
-def _rotary_config(config, base: nn.Module) -> dict:
+def _rotary_config(config, base: Any) -> dict:
     """Llama, Mistral, Qwen2: the token table, and RoPE as their `rope_parameters` say (head_dim as they derive it)."""
     vocab = base.embed_tokens.num_embeddings
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
@@ -90,11 +90,11 @@ def _rotary_config(config, base: nn.Module) -> dict:
     }
 
 
-def _gemma_config(config, base: nn.Module) -> dict:
+def _gemma_config(config, base: Any) -> dict:
     return {**_rotary_config(config, base), "embedding_multiplier": SQRT_HIDDEN_SIZE}
 
 
-def _bloom_config(config, base: nn.Module) -> dict:
+def _bloom_config(config, base: Any) -> dict:
     vocab = base.word_embeddings.num_embeddings
     return {
         "vocab_size": vocab,
@@ -175,9 +175,10 @@ def base_model_of(model: nn.Module) -> nn.Module:
     Raises:
         TypeError: `model` is not a transformers model.
     """
-    if not hasattr(model, "config") or not hasattr(model, "base_model"):
+    base = getattr(model, "base_model", None)
+    if not hasattr(model, "config") or not isinstance(base, torch.nn.Module):
         raise TypeError(f"expected a transformers model (a PreTrainedModel), got {type(model).__name__}")
-    return model.base_model
+    return base
 
 
 def stage_settings(config) -> dict:
@@ -192,7 +193,7 @@ def stage_settings(config) -> dict:
     Returns:
         `{field: value}` for every stage field.
     """
-    settings = {name: getattr(config, name, None) for name in STAGE_FIELDS}
+    settings: dict[str, Any] = {name: getattr(config, name, None) for name in STAGE_FIELDS}
     if config.position_embedding_type != "rotary":
         settings["position_dim"] = settings["rope_parameters"] = None
     elif settings["rope_parameters"]["rope_type"] == "dynamic":

@@ -289,6 +289,8 @@ class Encoder:
         return np.concatenate(parts) if parts else np.zeros(0, np.uint32)
 
     def _fastokens_batch(self, texts: Sequence[str]) -> list[np.ndarray]:
+        if self._fastokens is None or self._tiktoken is None:
+            raise RuntimeError(f"fastokens is not this encoder's engine ({self.engine})")
         flat, offsets = self._fastokens.encode_batch_flat(list(texts))
         flat, offsets = np.frombuffer(flat, np.uint32), np.frombuffer(offsets, np.uint64)
         results = [flat[int(offsets[i]) : int(offsets[i + 1])] for i in range(len(texts))]  # views, no copy
@@ -324,7 +326,7 @@ class Encoder:
 
     def record(self) -> dict:
         """What a token-file header says of the encoding: engine, version, what was checked, or why not faster."""
-        record = {"engine": self.engine, "engine_version": _version(self.engine)}
+        record: dict[str, object] = {"engine": self.engine, "engine_version": _version(self.engine)}
         if self.engine == "fastokens":
             record["engine_check"] = {
                 "against": f"tiktoken {_version('tiktoken')}",

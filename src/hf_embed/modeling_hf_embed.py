@@ -166,7 +166,7 @@ class HfEmbedPreTrainedModel(PreTrainedModel):
 class HfEmbedModel(HfEmbedPreTrainedModel):
     """The embedding stage as a Hugging Face model: `last_hidden_state` is (B, T, D)."""
 
-    _auto_class = "AutoModel"  # as `register_for_auto_class("AutoModel")` sets it (see HfEmbedConfig._auto_class)
+    _auto_class = "AutoModel"  # type: ignore[assignment]  # transformers declares it None, untyped; as `register_for_auto_class("AutoModel")` sets it (see HfEmbedConfig._auto_class)
 
     def __init__(self, config: HfEmbedConfig):
         super().__init__(config)
@@ -178,7 +178,8 @@ class HfEmbedModel(HfEmbedPreTrainedModel):
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embeddings.wte
 
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
+    # transformers types `value` as any Module; the layer needs an nn.Embedding (its row count)
+    def set_input_embeddings(self, value: nn.Embedding) -> None:  # type: ignore[override]
         self.embeddings.wte = value
         self.embeddings.vocab_size = value.num_embeddings
 
@@ -229,7 +230,8 @@ class HfEmbedModel(HfEmbedPreTrainedModel):
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if return_dict else output.to_tuple()
 
-    def get_position_embeddings(self) -> nn.Module:
+    # transformers annotates nn.Embedding; the sinusoidal, rotary, relative and none schemes are other modules
+    def get_position_embeddings(self) -> nn.Module:  # type: ignore[override]
         return self.embeddings.wpe
 
     def resize_position_embeddings(self, new_num_position_embeddings: int, method: str = "keep") -> None:
@@ -323,13 +325,14 @@ class HfEmbedForCausalLM(HfEmbedPreTrainedModel, GenerationMixin):
     never emits an id the tokenizer cannot decode.
     """
 
-    _auto_class = "AutoModelForCausalLM"  # as `register_for_auto_class("AutoModelForCausalLM")` sets it
+    _auto_class = "AutoModelForCausalLM"  # type: ignore[assignment]  # transformers: None, untyped; as `register_for_auto_class("AutoModelForCausalLM")` sets it
     _tied_weights_keys = {"lm_head.weight": "model.embeddings.wte.weight"}
     # Tensor parallel, as transformers' tied-head models (LFM2, GPT-NeoX) plan it: `wte` is split over the
     # vocabulary (`embedding_rowwise`, rows of the (V, D) table), and the head, which IS that table, is split
     # the same way (`colwise`: output features = vocabulary rows), its logits gathered on every rank.
     _tp_plan = {"lm_head": "colwise_gather_output"}
-    _pp_plan = {"lm_head": (["hidden_states"], ["logits"])}
+    # lists, as transformers' own models write it; its annotation says tuple[str, str]
+    _pp_plan = {"lm_head": (["hidden_states"], ["logits"])}  # type: ignore[dict-item]
 
     def __init__(self, config: HfEmbedConfig):
         super().__init__(config)
@@ -340,7 +343,7 @@ class HfEmbedForCausalLM(HfEmbedPreTrainedModel, GenerationMixin):
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.embeddings.wte
 
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
+    def set_input_embeddings(self, value: nn.Embedding) -> None:  # type: ignore[override]  # as HfEmbedModel's
         self.model.set_input_embeddings(value)
 
     def get_output_embeddings(self) -> nn.Linear:
@@ -349,7 +352,7 @@ class HfEmbedForCausalLM(HfEmbedPreTrainedModel, GenerationMixin):
     def set_output_embeddings(self, value: nn.Linear) -> None:
         self.lm_head = value
 
-    def get_position_embeddings(self) -> nn.Module:
+    def get_position_embeddings(self) -> nn.Module:  # type: ignore[override]  # as HfEmbedModel's
         return self.model.get_position_embeddings()
 
     def resize_position_embeddings(self, new_num_position_embeddings: int, method: str = "keep") -> None:

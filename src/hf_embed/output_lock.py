@@ -15,14 +15,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import sys
 import time
 from collections.abc import Iterator
 
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None
+if sys.platform == "win32":
     import msvcrt
+else:
+    import fcntl
 
 
 class OutputLockedError(OSError):
@@ -48,7 +48,7 @@ def lock_path(path) -> str:
 
 def _try_lock(fd: int) -> bool:
     try:
-        if fcntl is not None:
+        if sys.platform != "win32":
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         else:
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
@@ -60,7 +60,7 @@ def _try_lock(fd: int) -> bool:
 
 
 def _unlock(fd: int) -> None:
-    if fcntl is not None:
+    if sys.platform != "win32":
         fcntl.flock(fd, fcntl.LOCK_UN)
     else:
         os.lseek(fd, 0, os.SEEK_SET)

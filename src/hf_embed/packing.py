@@ -33,7 +33,7 @@ from __future__ import annotations
 import bisect
 import logging
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, overload
 
 import numpy as np
 import torch
@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 PACKING_MODES = ("concat", "best-fit")
 IGNORE_INDEX = -100  # what transformers' losses skip
+Ints = Sequence[int] | np.ndarray  # positions, lengths or rows: a list, or an integer array
 
 
 class DocumentTokens(Protocol):
@@ -54,11 +55,9 @@ class DocumentTokens(Protocol):
 
     def read(self, start: int, stop: int) -> np.ndarray: ...
 
-    def read_windows(self, starts: Sequence[int], length: int) -> np.ndarray: ...
+    def read_windows(self, starts: Ints, length: int) -> np.ndarray: ...
 
-    def read_rows(
-        self, starts: Sequence[int], lengths: Sequence[int], rows: Sequence[int], width: int, fill: int = 0
-    ) -> np.ndarray: ...
+    def read_rows(self, starts: Ints, lengths: Ints, rows: Ints, width: int, fill: int = 0) -> np.ndarray: ...
 
     def document_offsets(self) -> np.ndarray | None: ...
 
@@ -79,18 +78,18 @@ class InMemoryTokens:
     def read(self, start: int, stop: int) -> np.ndarray:
         return self.ids[start:stop]
 
-    def read_windows(self, starts: Sequence[int], length: int) -> np.ndarray:
+    def read_windows(self, starts: Ints, length: int) -> np.ndarray:
         return self.ids[np.asarray(starts, dtype=np.int64)[:, None] + np.arange(length)]  # (B, length)
 
-    def read_rows(
-        self, starts: Sequence[int], lengths: Sequence[int], rows: Sequence[int], width: int, fill: int = 0
-    ) -> np.ndarray:
-        starts, lengths, rows = (np.asarray(a, dtype=np.int64) for a in (starts, lengths, rows))
-        out = np.full((int(rows.max(initial=-1)) + 1, width), fill, dtype=np.int64)
-        if not len(rows):
+    def read_rows(self, starts: Ints, lengths: Ints, rows: Ints, width: int, fill: int = 0) -> np.ndarray:
+        row_of = np.asarray(rows, dtype=np.int64)
+        out = np.full((int(row_of.max(initial=-1)) + 1, width), fill, dtype=np.int64)
+        if not len(row_of):
             return out
-        order = np.argsort(rows, kind="stable")  # runs of a row in the order given, rows in turn
-        starts, lengths, rows = starts[order], lengths[order], rows[order]
+        order = np.argsort(row_of, kind="stable")  # runs of a row in the order given, rows in turn
+        starts = np.asarray(starts, dtype=np.int64)[order]
+        lengths = np.asarray(lengths, dtype=np.int64)[order]
+        rows = row_of[order]
         begin = np.cumsum(lengths) - lengths  # where each run begins in the stream of all runs
         used = np.bincount(rows, weights=lengths, minlength=len(out)).astype(np.int64)
         column = begin - (np.cumsum(used) - used)[rows]  # where each run begins in its row
@@ -137,7 +136,15 @@ class PackedBatch(Sequence):
     def __len__(self) -> int:
         return len(self.tensors["input_ids"])
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    @overload
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, torch.Tensor]]: ...
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
         if not -len(self) <= index < len(self):
             raise IndexError(index)
         return {key: value[index] for key, value in self.tensors.items()}
@@ -326,15 +333,19 @@ class BestFitWindows(_Packed):
 
     def __getitems__(self, indices: list[int]) -> PackedBatch:
         self.tokens.check()
-        starts, lengths, rows = [], [], []
+        starts: list[int] = []
+        run_lengths: list[int] = []
+        run_rows: list[int] = []
         for row, index in enumerate(self._indices(indices)):
             first, length = self._runs(index)
             starts += first
-            lengths += length
-            rows += [row] * len(first)
+            run_lengths += length
+            run_rows += [row] * len(first)
         batch = (len(indices), self.max_length)
-        ids = self._checked(self.tokens.read_rows(starts, lengths, rows, batch[1], fill=self.pad_id), self.source)
-        lengths, rows = np.array(lengths), np.array(rows)
+        ids = self._checked(
+            self.tokens.read_rows(starts, run_lengths, run_rows, batch[1], fill=self.pad_id), self.source
+        )
+        lengths, rows = np.array(run_lengths), np.array(run_rows)
         used = np.bincount(rows, weights=lengths, minlength=batch[0]).astype(np.int64)  # (B,) tokens placed
         columns = np.cumsum(lengths) - lengths - (np.cumsum(used) - used)[rows]  # where each run begins in its row
         padded = np.flatnonzero(used < batch[1])  # the padding is a segment of its own: no document attends to it

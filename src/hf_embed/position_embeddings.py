@@ -111,6 +111,8 @@ def sinusoid_table(num_positions: int, dim: int) -> torch.Tensor:
 class SinusoidalPositionEmbedding(PositionEmbedding):
     """The fixed sin/cos table of Vaswani et al. (2017), added like the learned one; never saved."""
 
+    table: torch.Tensor  # (num_positions, dim), a non-persistent buffer
+
     def __init__(self, num_positions: int, dim: int):
         super().__init__()
         self.num_positions, self.dim = num_positions, dim
@@ -161,6 +163,9 @@ class RotaryPositionEmbedding(PositionEmbedding):
       `reset_dynamic_state()` forgets the calls seen.
     """
 
+    max_position_embeddings: int
+    attention_scaling: float
+
     def __init__(self, dim: int, rope_parameters: dict | float = 10000.0, *, max_position_embeddings: int = 2048):
         super().__init__()
         if not isinstance(rope_parameters, dict):  # a bare base, as before `rope_parameters`
@@ -181,13 +186,13 @@ class RotaryPositionEmbedding(PositionEmbedding):
         )
         self.original_length = self.rope_parameters.get("original_max_position_embeddings", max_position_embeddings)
         self._cpu_inv_freq, self.attention_scaling = self._compute()  # the original frequencies (short, for longrope)
-        self._inv_freq = {}  # device -> the original frequencies there
-        self._long_inv_freq = None  # longrope: computed on first use
+        self._inv_freq: dict[torch.device, torch.Tensor] = {}  # device -> the original frequencies there
+        self._long_inv_freq: torch.Tensor | None = None  # longrope: computed on first use
         self.reset_dynamic_state()
 
     def reset_dynamic_state(self) -> None:
         """Dynamic NTK: forget the lengths seen; the next call starts from the original frequencies."""
-        self._dynamic_inv_freq = None  # None: the original frequencies
+        self._dynamic_inv_freq: torch.Tensor | None = None  # None: the original frequencies
         self._max_seq_len_cached = self.original_length
 
     def _compute(self, device: torch.device | None = None, seq_len=None) -> tuple[torch.Tensor, float]:
@@ -196,7 +201,8 @@ class RotaryPositionEmbedding(PositionEmbedding):
             if self.rope_type == "default":
                 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
-                return LlamaRotaryEmbedding.compute_default_rope_parameters(self._rope_config)
+                # typed as taking a LlamaConfig; it reads only the RoPE fields this config holds
+                return LlamaRotaryEmbedding.compute_default_rope_parameters(self._rope_config)  # type: ignore[arg-type]
             return ROPE_INIT_FUNCTIONS[self.rope_type](self._rope_config, device, seq_len=seq_len)
 
     def inv_freq(self, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -42,7 +42,7 @@ MAGIC = b"HFEMBTOK"
 IDS_OFFSET = 4096
 # magic, version, ids offset, id count, documents offset, document offsets count, header offset, header length
 _PREFIX = struct.Struct("<8s7Q")
-_DTYPES = {"uint16": np.dtype("<u2"), "uint32": np.dtype("<u4")}
+_DTYPES: dict[str, np.dtype] = {"uint16": np.dtype("<u2"), "uint32": np.dtype("<u4")}
 _LIMITS = {"uint16": 2**16, "uint32": 2**32}
 _MAX_HEADER = 1 << 26  # a header is a few hundred bytes per source file; more is a corrupt prefix
 
@@ -95,7 +95,7 @@ class TokenFile:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._megatron = None
+        self._megatron: MegatronIndex | None = None
         if self.path.is_file():
             with self.path.open("rb") as f:
                 start = f.read(_PREFIX.size)
@@ -168,9 +168,9 @@ class TokenFile:
 
     def _open_megatron(self, bin_path: Path, idx_path: Path) -> None:
         identities = {bin_path: _Identity.of(bin_path.stat()), idx_path: _Identity.of(idx_path.stat())}
-        self._megatron = MegatronIndex(bin_path, idx_path)
-        self.path, self.header = bin_path, self._megatron.header()
-        self.dtype, self.count = self._megatron.dtype, self._megatron.count
+        self._megatron = index = MegatronIndex(bin_path, idx_path)
+        self.path, self.header = bin_path, index.header()
+        self.dtype, self.count = index.dtype, index.count
         self._ids_at, self._ids_path = 0, bin_path
         self._documents_at, self._document_offsets = 0, 0
         self._identities = identities
@@ -254,7 +254,7 @@ class TokenFile:
             out = np.zeros(shape, dtype=self.dtype)
         if out.size == 0:
             return out.astype(np.int64)
-        view = memoryview(out).cast("B")
+        view = out.data.cast("B")  # out is C-contiguous
         itemsize, base, count = self.dtype.itemsize, self._ids_at, self.count
         fd, preadv = self._descriptor(), _PREADV
         ends = list(range(0, shape[0] * width * itemsize, width * itemsize))  # where each row's next run goes

@@ -101,7 +101,7 @@ def iter_document_chunks(
             start = 0
             while True:
                 end = pending.find(needle, start) if needle else -1
-                limit = end + len(needle) if end >= 0 else len(pending) - keep  # no cut past it
+                limit = end + len(needle) if needle and end >= 0 else len(pending) - keep  # no cut past it
                 cut = (
                     SAFE_CUT_BYTES.search(pending, start + chunk_chars, limit) if limit - start > chunk_chars else None
                 )
@@ -460,7 +460,8 @@ def tokenize_files(
         if task:
             yield task
 
-    sources = [{"path": str(p), "bytes": p.stat().st_size} for p in paths]
+    sizes = [p.stat().st_size for p in paths]
+    sources = [{"path": str(p), "bytes": size} for p, size in zip(paths, sizes, strict=True)]
     header = {
         "files": sources,
         "skipped_empty_files": [str(p) for p in empty],
@@ -468,7 +469,7 @@ def tokenize_files(
         "split_documents_on": split_documents_on,
         "shard": [shard_index, num_shards],
     }
-    total = sum(s["bytes"] for s in sources)
+    total = sum(sizes)
     return write_token_file(
         _Again(tasks),
         output,

@@ -84,6 +84,10 @@ class _CliFormatter(logging.Formatter):
         return f"hf-embed {self.command}: {record.levelname.lower()}: {record.getMessage()}"
 
 
+class _CliHandler(logging.StreamHandler):
+    """The CLI's own handler: found and replaced when `main` runs again."""
+
+
 def configure_logging(command: str, *, debug: bool) -> None:
     """Show hf-embed's warnings (with `--debug`, its info too) once each, on stderr.
 
@@ -92,10 +96,9 @@ def configure_logging(command: str, *, debug: bool) -> None:
     have been modified") twice. Calling this again (tests call `main` many times) replaces the handler.
     """
     logger = logging.getLogger("hf_embed")
-    for handler in [h for h in logger.handlers if getattr(h, "hf_embed_cli", False)]:
-        logger.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.hf_embed_cli = True
+    for old in [h for h in logger.handlers if isinstance(h, _CliHandler)]:
+        logger.removeHandler(old)
+    handler = _CliHandler(sys.stderr)
     handler.setFormatter(_CliFormatter(command))
     logger.addHandler(handler)
     logger.setLevel(logging.INFO if debug else logging.WARNING)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import textwrap
+from collections.abc import Sized
 from pathlib import Path
+from typing import cast
 
 from ..sample_text import SAMPLE_TEXT
 from .common import check_files, check_output_folder, read_text, save_folder
@@ -114,7 +116,8 @@ def _demo(args: argparse.Namespace) -> int:
     )
     inputs, targets = next(iter(loader))
     print(
-        f"dataloader: {len(loader.dataset)} windows, {len(loader)} batches; first batch inputs {tuple(inputs.shape)}:"
+        f"dataloader: {len(cast(Sized, loader.dataset))} windows, {len(loader)} batches; "
+        f"first batch inputs {tuple(inputs.shape)}:"
     )
     print(inputs)
     say(f"   and its targets {tuple(targets.shape)} (each row is its input row shifted left by one id):", targets, "")

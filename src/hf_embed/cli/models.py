@@ -100,9 +100,9 @@ def _init(args: argparse.Namespace) -> int:
     check_empty_output(args.output, args.force)
     check_tokenizer_name(args.tokenizer)
     if args.from_gpt2:
-        given = [f"--{n.replace('_', '-')}" for n in ("vocab_size", "hidden_size", "max_positions") if getattr(args, n)]
-        if given:
-            raise ValueError(f"{', '.join(given)}: the table sizes of --from-gpt2 are the checkpoint's")
+        sizes = [f"--{n.replace('_', '-')}" for n in ("vocab_size", "hidden_size", "max_positions") if getattr(args, n)]
+        if sizes:
+            raise ValueError(f"{', '.join(sizes)}: the table sizes of --from-gpt2 are the checkpoint's")
         if looks_local(args.from_gpt2):  # else a Hub id
             check_model_folder(Path(args.from_gpt2), "--from-gpt2")
 
@@ -429,6 +429,7 @@ def _inspect(args: argparse.Namespace) -> int:
             print(f"warning:    {problem}")
     if args.token is None:
         return 0
+    assert tokenizer is not None  # --token without a tokenizer was refused before anything loaded
     ids = tokenizer(args.token, add_special_tokens=False)["input_ids"]
     if len(ids) != 1:
         pieces = tokenizer.convert_ids_to_tokens(ids)

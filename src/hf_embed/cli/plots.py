@@ -172,6 +172,7 @@ def _plot_tokens(args: argparse.Namespace) -> int:
 
     tokenizer = AutoTokenizer.from_pretrained(args.model) if has_tokenizer else None
     if args.tokens is not None:
+        assert tokenizer is not None  # --tokens without a tokenizer was refused before anything loaded
         ids = []
         for token in args.tokens:
             pieces = tokenizer(token, add_special_tokens=False)["input_ids"]
@@ -183,7 +184,8 @@ def _plot_tokens(args: argparse.Namespace) -> int:
         ids = args.ids
     model = HfEmbedModel.from_pretrained(args.model)
     if tokenizer is not None and all(0 <= i < len(tokenizer) for i in ids):
-        labels = [_label(tokenizer.decode([i])) for i in ids]
+        # decode of one id list is a str; transformers' annotation also covers decoding a batch
+        labels = [_label(tokenizer.decode([i])) for i in ids]  # type: ignore[arg-type]
     else:
         labels = [str(i) for i in ids]
     caption = "␣ marks a space that is part of the token" if any("␣" in label for label in labels) else None
