@@ -36,7 +36,11 @@ def _preset_dir():
 
 
 def available_presets() -> list[str]:
-    """Names accepted by `HfEmbedConfig.from_preset`."""
+    """Names accepted by `HfEmbedConfig.from_preset`.
+
+    Returns:
+        The preset names, sorted (the JSON files shipped in `hf_embed/presets/`).
+    """
     directory = _preset_dir()
     if not directory.is_dir():
         return []

@@ -113,6 +113,10 @@ class HfEmbeddings(nn.Module):
     seed: `wte`, then `wpe`, normal(0, `initializer_range`) each (`initializer_range=None`: torch's `nn.Embedding`
     default). `initialize=False` leaves them for an owner that fills them itself (`HfEmbedModel`'s `_init_weights`,
     which skips tensors `from_pretrained` loaded). On the meta device nothing is allocated or drawn.
+
+    Args:
+        config: the stage's settings (`HfEmbedConfig`).
+        initialize: fill the tables now (False: the owner fills them).
     """
 
     def __init__(self, config: HfEmbedConfig, *, initialize: bool = True):

@@ -41,14 +41,24 @@ from .validation import (
 class HfEmbedModelOutput(BaseModelOutput):
     """`BaseModelOutput` whose `last_hidden_state` is the embedding stage's output (B, T, D).
 
-    position_embeddings: for `"rotary"`, `(cos, sin)` each (B or 1, T, head_dim); for `"relative"`, the
-    (B or 1, T, P + T, head_dim) distance embeddings between the new tokens and all tokens; else None.
+    Args:
+        last_hidden_state: (B, T, D).
+        hidden_states: with `output_hidden_states`, `(last_hidden_state,)`.
+        attentions: always None (no attention).
+        position_embeddings: for `"rotary"`, `(cos, sin)` each (B or 1, T, head_dim); for `"relative"`, the
+            (B or 1, T, P + T, head_dim) distance embeddings between the new tokens and all tokens; else None.
     """
 
     position_embeddings: tuple[torch.Tensor, torch.Tensor] | torch.Tensor | None = None
 
 
 class HfEmbedPreTrainedModel(PreTrainedModel):
+    """What the hf-embed models share: the config class, weight initialization, strict loading, whole saves.
+
+    Args:
+        config: an `HfEmbedConfig`.
+    """
+
     config_class = HfEmbedConfig
     config: HfEmbedConfig
     base_model_prefix = "model"
@@ -164,9 +174,15 @@ class HfEmbedPreTrainedModel(PreTrainedModel):
 
 
 class HfEmbedModel(HfEmbedPreTrainedModel):
-    """The embedding stage as a Hugging Face model: `last_hidden_state` is (B, T, D)."""
+    """The embedding stage as a Hugging Face model: `last_hidden_state` is (B, T, D).
 
-    _auto_class = "AutoModel"  # type: ignore[assignment]  # transformers declares it None, untyped; as `register_for_auto_class("AutoModel")` sets it (see HfEmbedConfig._auto_class)
+    Args:
+        config: the stage's settings; the tables are initialized as `config.initializer_range` says.
+    """
+
+    # as `register_for_auto_class("AutoModel")` sets it (see HfEmbedConfig._auto_class); transformers declares
+    # `_auto_class = None` without a type, so the type checker takes its type to be None
+    _auto_class = "AutoModel"  # type: ignore[assignment]
 
     def __init__(self, config: HfEmbedConfig):
         super().__init__(config)
@@ -323,9 +339,13 @@ class HfEmbedForCausalLM(HfEmbedPreTrainedModel, GenerationMixin):
     A padded vocabulary (`resize_token_embeddings(pad_to_multiple_of=64)`, `config.unpadded_vocab_size`) gets the
     logits of its padding rows set to the dtype's minimum, so softmax gives them probability 0 and `generate()`
     never emits an id the tokenizer cannot decode.
+
+    Args:
+        config: the stage's settings; the head has no weights of its own (it is `wte`).
     """
 
-    _auto_class = "AutoModelForCausalLM"  # type: ignore[assignment]  # transformers: None, untyped; as `register_for_auto_class("AutoModelForCausalLM")` sets it
+    # as `register_for_auto_class("AutoModelForCausalLM")` sets it (transformers' `_auto_class = None` is untyped)
+    _auto_class = "AutoModelForCausalLM"  # type: ignore[assignment]
     _tied_weights_keys = {"lm_head.weight": "model.embeddings.wte.weight"}
     # Tensor parallel, as transformers' tied-head models (LFM2, GPT-NeoX) plan it: `wte` is split over the
     # vocabulary (`embedding_rowwise`, rows of the (V, D) table), and the head, which IS that table, is split
@@ -343,7 +363,8 @@ class HfEmbedForCausalLM(HfEmbedPreTrainedModel, GenerationMixin):
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.embeddings.wte
 
-    def set_input_embeddings(self, value: nn.Embedding) -> None:  # type: ignore[override]  # as HfEmbedModel's
+    # as HfEmbedModel's: the layer needs an nn.Embedding, where transformers types `value` as any Module
+    def set_input_embeddings(self, value: nn.Embedding) -> None:  # type: ignore[override]
         self.model.set_input_embeddings(value)
 
     def get_output_embeddings(self) -> nn.Linear:
@@ -352,7 +373,8 @@ class HfEmbedForCausalLM(HfEmbedPreTrainedModel, GenerationMixin):
     def set_output_embeddings(self, value: nn.Linear) -> None:
         self.lm_head = value
 
-    def get_position_embeddings(self) -> nn.Module:  # type: ignore[override]  # as HfEmbedModel's
+    # as HfEmbedModel's: transformers annotates nn.Embedding; the other schemes are other modules
+    def get_position_embeddings(self) -> nn.Module:  # type: ignore[override]
         return self.model.get_position_embeddings()
 
     def resize_position_embeddings(self, new_num_position_embeddings: int, method: str = "keep") -> None:

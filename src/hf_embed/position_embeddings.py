@@ -202,7 +202,8 @@ class RotaryPositionEmbedding(PositionEmbedding):
                 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
                 # typed as taking a LlamaConfig; it reads only the RoPE fields this config holds
-                return LlamaRotaryEmbedding.compute_default_rope_parameters(self._rope_config)  # type: ignore[arg-type]
+                compute = LlamaRotaryEmbedding.compute_default_rope_parameters
+                return compute(self._rope_config)  # type: ignore[arg-type]
             return ROPE_INIT_FUNCTIONS[self.rope_type](self._rope_config, device, seq_len=seq_len)
 
     def inv_freq(self, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -252,8 +253,15 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 def apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim: int = 1):
     """Rotate queries and keys by their positions' angles (as transformers' Llama `apply_rotary_pos_emb`).
 
-    `q`, `k`: (B, heads, T, d); `cos`, `sin`: (B, T, d), unsqueezed at `unsqueeze_dim` to broadcast
-    over heads (use 2 for (B, T, heads, d) layouts).
+    Args:
+        q: queries, (B, heads, T, d).
+        k: keys, (B, heads, T, d).
+        cos: (B, T, d), from the rotary scheme's `position_embeddings`.
+        sin: (B, T, d).
+        unsqueeze_dim: where `cos` and `sin` get the heads axis (2 for (B, T, heads, d) layouts).
+
+    Returns:
+        `(q, k)` rotated, shapes unchanged.
     """
     cos, sin = cos.unsqueeze(unsqueeze_dim), sin.unsqueeze(unsqueeze_dim)
     return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
@@ -339,7 +347,11 @@ def init_embedding_module(module: nn.Module, std: float | None) -> None:
 def position_ids_from_attention_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     """Positions that skip left padding: the n-th real token of a row gets position n; pads get 0.
 
-    (B, L) mask -> (B, L) int64 positions. Pads' outputs are meant to be masked out.
+    Args:
+        attention_mask: (B, L), 1 for tokens and 0 for padding.
+
+    Returns:
+        (B, L) int64 positions. Pads' outputs are meant to be masked out.
     """
     return (attention_mask.long().cumsum(-1) - 1).clamp_(min=0)
 

@@ -24,7 +24,15 @@ INTEGER_DTYPES = (*INDEX_DTYPES, torch.int16, torch.int8, torch.uint8, torch.uin
 
 
 def check_integer_tensor(name: str, value: object) -> None:
-    """A `TypeError` unless `value` is a tensor of an integer dtype (`INTEGER_DTYPES`), naming the dtype."""
+    """Check that `value` is a tensor of an integer dtype (`INTEGER_DTYPES`).
+
+    Args:
+        name: the argument's name, for the message.
+        value: what was passed.
+
+    Raises:
+        TypeError: not a tensor, or a tensor of another dtype (naming it).
+    """
     if isinstance(value, torch.Tensor) and value.dtype in INDEX_DTYPES:  # the common case, first
         return
     if not isinstance(value, torch.Tensor):
@@ -40,8 +48,19 @@ def as_index_tensor(values: torch.Tensor, what: str, limit: str) -> torch.Tensor
     """`values` (integers) in a dtype the gather kernels take: int64/int32 as they are, the rest exactly as int64.
 
     A uint64 value of 2**63 or more has no int64 equal (it would read as negative), and is outside every limit:
-    on CPU a `ValueError` quotes its real value, `"{what} 9223372036854775813 at [0, 1] is outside {limit}"`; on
-    other devices it becomes negative and the range check that follows refuses it.
+    on CPU a `ValueError` quotes its real value; on other devices it becomes negative and the range check that
+    follows refuses it.
+
+    Args:
+        values: an integer tensor.
+        what: what a value is, for the message ("token id").
+        limit: what it must be inside, for the message ("the vocabulary (size 50257)").
+
+    Returns:
+        `values`, or an int64 copy.
+
+    Raises:
+        ValueError: `"{what} 9223372036854775813 at [0, 1] is outside {limit}"` (uint64 on CPU).
     """
     if values.dtype in INDEX_DTYPES:
         return values
@@ -57,9 +76,16 @@ def as_index_tensor(values: torch.Tensor, what: str, limit: str) -> torch.Tensor
 
 
 def check_mask(name: str, mask: torch.Tensor) -> None:
-    """A `ValueError` naming the first element of `mask` that is not 0 or 1 (bool; integers; floating 0.0 and 1.0).
+    """Check that every element of `mask` is 0 or 1 (bool; integers; floating 0.0 and 1.0).
 
     On CUDA, and under `torch.compile`, an asynchronous device assert instead (no host sync, no graph break).
+
+    Args:
+        name: the argument's name, for the message.
+        mask: the mask.
+
+    Raises:
+        TypeError: a dtype that cannot hold 0 and 1. ValueError: naming the first other value and its index.
     """
     if mask.dtype == torch.bool:
         return
@@ -77,7 +103,16 @@ def check_mask(name: str, mask: torch.Tensor) -> None:
 
 
 def first_out_of_range(values: torch.Tensor, low: int, high: int) -> tuple[int, list[int]] | None:
-    """The first element outside [low, high) and its index, or None. Host tensors only."""
+    """The first element outside [low, high) and its index. Host tensors only.
+
+    Args:
+        values: an integer tensor on the CPU.
+        low: the least value allowed.
+        high: the first value not allowed.
+
+    Returns:
+        `(value, index)`, or None when every element is inside.
+    """
     if values.numel() == 0:
         return None
     lo, hi = torch.aminmax(values)
@@ -88,9 +123,18 @@ def first_out_of_range(values: torch.Tensor, low: int, high: int) -> tuple[int, 
 
 
 def check_range(values: torch.Tensor, high: int, what: str, limit: str) -> None:
-    """Every element of `values` in [0, high), else `ValueError("{what} 7 at [0, 3] is outside {limit}")`.
+    """Check that every element of `values` is in [0, high): the one id-range check.
 
-    A 1-D tensor names the index as `at position 3`.
+    On CUDA, and under `torch.compile`, an asynchronous device assert instead (no host sync, no graph break).
+
+    Args:
+        values: an integer tensor.
+        high: the first value not allowed (a vocabulary size, a position limit).
+        what: what a value is, for the message ("token id").
+        limit: what it must be inside, for the message ("the vocabulary (size 50257)").
+
+    Raises:
+        ValueError: `"{what} 7 at [0, 3] is outside {limit}"` (`at position 3` for a 1-D tensor).
     """
     if values.device.type in ("cpu", "meta") and not torch.compiler.is_compiling():
         if values.device.type == "cpu" and (bad := first_out_of_range(values, 0, high)) is not None:
