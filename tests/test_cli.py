@@ -76,6 +76,8 @@ def test_demo_runs_offline_on_embedded_text(tmp_path, capsys, monkeypatch):
         assert f"   + position row 0       {_worked_row(positions[0, :3])}   wpe(arange(4))[0]" in printed
         assert f"   = output row           {_worked_row(output[b, 0, :3])}   output[{b}, 0]" in printed
     assert "(8, 4, 256) it broadcasts" in printed.replace("\n   ", " ")
+    sum_line = "The tutorial's worked sum: token row [0.5, -0.2, 0.1] + position row [0.1, 0.3, -0.1] = [0.6, 0.1, 0.0]"
+    assert sum_line in printed
     assert "50304 = 786 x 64" in printed and "-> (50304, 256): rows 0..50256 unchanged (True)" in printed.replace(
         "\n   ", " "
     )
@@ -93,13 +95,50 @@ def test_demo_with_text_file_and_quiet(tmp_path, capsys):
     n = len(gpt2_tokenizer()(text)["input_ids"])
     windows = len(range(0, n - 4, 4))  # the book's windows: i in range(0, len(ids) - max_length, stride)
     assert lines[0] == f"text: {len(text)} characters -> {n} GPT-2 token ids"
-    assert lines[1] == f"dataloader: {windows} windows, {-(-windows // 8)} batches; first batch inputs (8, 4):"
+    assert lines[1] == (
+        f"dataloader: {windows} windows, {-(-windows // 8)} batches (drop_last=False: the last, smaller batch is "
+        "kept; create_dataloader drops it by default); first batch inputs (8, 4):"
+    )
     assert lines[2].startswith("tensor([[") and len(lines) == 13  # the short summary: 8 rows of ids
     assert lines[10:] == [
         "token embeddings: (8, 4) -> (8, 4, 256)",
         "token + position embeddings: (8, 4) -> (8, 4, 256)",
         f"saved to {tmp_path / 'out'}/ and reloaded with AutoModel/AutoTokenizer: identical embeddings and token ids",
     ]
+
+
+@pytest.mark.slow
+def test_demo_replaces_only_a_previous_demo_without_force(tmp_path, capsys):
+    output = tmp_path / "demo"
+    assert main(["demo", "--quiet", "--output", str(output)]) == 0
+    assert main(["demo", "--quiet", "--output", str(output)]) == 0  # its own previous output: replaced
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["demo", "--quiet", "--output", str(mine)]) == 1
+    assert capsys.readouterr().err == (
+        f"hf-embed demo: error: --output {mine}: exists and is not empty (notes.txt); pass --force to replace its "
+        "model and tokenizer with the demo's\n"
+    )
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    assert main(["demo", "--quiet", "--force", "--output", str(mine)]) == 0
+    assert (mine / "notes.txt").read_text(encoding="utf-8") == "mine"  # files the save does not write are kept
+
+
+def test_a_bare_tokenizer_name_that_is_no_folder_is_refused_at_once(tmp_path, capsys):
+    text = tmp_path / "a.txt"
+    text.write_text("hello world", encoding="utf-8")
+    for argv in (
+        ["tokenize", str(text), "--output", str(tmp_path / "o.bin"), "--tokenizer", "my-tokenizr"],
+        ["init", "--preset", "tiny", "--tokenizer", "my-tokenizr", "--output", str(tmp_path / "m")],
+    ):
+        assert main(argv) == 1
+        assert capsys.readouterr().err == (
+            f"hf-embed {argv[0]}: error: --tokenizer my-tokenizr: no such folder ('gpt2' is built in; a tokenizer on "
+            "the Hub is named 'org/name')\n"
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
 
 
 def test_failure_is_one_line_with_exit_1(tmp_path, capsys):

@@ -134,8 +134,18 @@ def looks_local(name: str) -> bool:
 
 
 def check_tokenizer_name(name: str, what: str = "--tokenizer") -> None:
-    """Raise unless `name` is 'gpt2', a Hub id, or a local folder holding a saved tokenizer."""
-    if name == "gpt2" or not looks_local(name):
+    """Raise unless `name` is 'gpt2', a Hub id ('org/name'), or a local folder holding a saved tokenizer.
+
+    A bare name other than 'gpt2' that is no folder is refused at once: most often a misspelt folder, which the
+    Hub would otherwise be asked for (a minute of retries, then a message naming neither the option nor the value).
+    """
+    if name == "gpt2":
+        return
+    if "/" not in name and not os.path.exists(os.path.expanduser(name)):
+        raise FileNotFoundError(
+            f"{what} {name}: no such folder ('gpt2' is built in; a tokenizer on the Hub is named 'org/name')"
+        )
+    if not looks_local(name):
         return
     folder = Path(name).expanduser()
     if not folder.is_dir():

@@ -7,7 +7,14 @@ import re
 import sys
 from pathlib import Path
 
-from .common import check_empty_output, check_files, int_at_least, load_tokenizer, save_tokenizer
+from .common import (
+    check_empty_output,
+    check_files,
+    check_tokenizer_name,
+    int_at_least,
+    load_tokenizer,
+    save_tokenizer,
+)
 
 
 def add_tokenize(subparsers) -> None:
@@ -61,6 +68,7 @@ def _tokenize(args: argparse.Namespace) -> int:
     if args.shard_index >= args.num_shards:
         raise ValueError(f"--shard-index {args.shard_index} is outside 0..{args.num_shards - 1} (--num-shards)")
     check_files(args.files)
+    check_tokenizer_name(args.tokenizer)
     outputs = [args.output]
     if args.format == "megatron":
         from ..megatron import prefix_of

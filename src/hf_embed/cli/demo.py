@@ -7,13 +7,14 @@ one line on why, computed by the library's own components: the same numbers torc
 from __future__ import annotations
 
 import argparse
+import json
 import textwrap
 from collections.abc import Sized
 from pathlib import Path
 from typing import cast
 
 from ..sample_text import SAMPLE_TEXT
-from .common import check_files, check_output_folder, read_text, save_folder
+from .common import check_empty_output, check_files, check_output_folder, read_text, save_folder
 
 
 def add_demo(subparsers) -> None:
@@ -32,6 +33,9 @@ def add_demo(subparsers) -> None:
     p.add_argument("--text-file", type=Path, help="a UTF-8 text file to use instead of the embedded sample text")
     p.add_argument(
         "--output", type=Path, default=Path("hf-embed-demo"), help="folder to save into (default: %(default)s)"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="replace the model and tokenizer of a folder that is not a previous demo's"
     )
     p.add_argument("--seed", type=int, default=123, help="torch seed, as in the book (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="print only the short summary (ids, shapes, the reload)")
@@ -55,8 +59,34 @@ def _row(values) -> str:
     return "[" + ", ".join(f"{v:+.4f}" for v in values.tolist()) + ", ...]"
 
 
+def _short(values) -> str:
+    """A short vector with one decimal, as the tutorial writes its worked sum."""
+    return "[" + ", ".join(f"{v:.1f}" for v in values.tolist()) + "]"
+
+
+# What a demo saves: a folder holding only these (and the model's code) is a previous demo's, replaced without --force.
+DEMO_FILES = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"}
+
+
+def _check_demo_output(folder: Path, force: bool) -> None:
+    """A new or empty folder, a previous demo's (book-ch2 sizes, nothing else in it), or `--force`."""
+    check_output_folder(folder)
+    if force or not folder.is_dir():
+        return
+    names = {p.name for p in folder.iterdir()}
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = {}
+    sizes = tuple(config.get(k) for k in ("model_type", "vocab_size", "hidden_size", "max_position_embeddings"))
+    code = {name for name in names if name.endswith(".py")}
+    if sizes == ("hf_embed", 50257, 256, 4) and names - code <= DEMO_FILES:
+        return
+    check_empty_output(folder, force, replaces="its model and tokenizer with the demo's")
+
+
 def _demo(args: argparse.Namespace) -> int:
-    check_output_folder(args.output)
+    _check_demo_output(args.output, args.force)
     if args.text_file is not None:
         check_files([args.text_file], "--text-file")
     text = SAMPLE_TEXT if args.text_file is None else read_text(args.text_file)
@@ -116,8 +146,8 @@ def _demo(args: argparse.Namespace) -> int:
     )
     inputs, targets = next(iter(loader))
     print(
-        f"dataloader: {len(cast(Sized, loader.dataset))} windows, {len(loader)} batches; "
-        f"first batch inputs {tuple(inputs.shape)}:"
+        f"dataloader: {len(cast(Sized, loader.dataset))} windows, {len(loader)} batches (drop_last=False: the last, "
+        f"smaller batch is kept; create_dataloader drops it by default); first batch inputs {tuple(inputs.shape)}:"
     )
     print(inputs)
     say(f"   and its targets {tuple(targets.shape)} (each row is its input row shifted left by one id):", targets, "")
@@ -176,7 +206,15 @@ def _demo(args: argparse.Namespace) -> int:
         "6. Positions: a token's row is the same wherever it stands, so a learned row per position is added "
         f"(GPT-2's absolute positions). wpe(torch.arange({max_length})) is {tuple(position_embeddings.shape)}; "
         f"added to {tuple(token_embeddings.shape)} it broadcasts: the same {max_length} position rows are added "
-        f"to each of the {inputs.shape[0]} windows. Position 0 of the first two windows, first 3 values:",
+        f"to each of the {inputs.shape[0]} windows.",
+    )
+    token_row, position_row = torch.tensor([0.5, -0.2, 0.1]), torch.tensor([0.1, 0.3, -0.1])
+    say(
+        _Verbatim(
+            f"   The tutorial's worked sum: token row {_short(token_row)} + position row {_short(position_row)} = "
+            f"{_short(token_row + position_row)}"
+        ),
+        "   The same with the book's tables, position 0 of the first two windows, first 3 values:",
     )
     for b in (0, 1):
         token = repr(tokenizer.decode([int(inputs[b, 0])]))
