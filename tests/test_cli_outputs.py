@@ -38,10 +38,23 @@ def test_tokenize_never_replaces_a_file_that_is_not_a_token_file(tmp_path, capsy
     notes.write_text("my notes", encoding="utf-8")
     assert main(["tokenize", str(text), "--output", str(notes)]) == 1
     assert capsys.readouterr().err == (
-        f"hf-embed tokenize: error: --output {notes}: exists and is not a token file (8 bytes), and tokenize would "
-        "replace it; remove it or choose another path\n"
+        f"hf-embed tokenize: error: {notes}: exists and is not a token file (8 bytes), and tokenizing would replace "
+        "it; remove it or choose another path\n"
     )
     assert notes.read_text(encoding="utf-8") == "my notes"
+    with pytest.raises(FileExistsError, match=r"b\.txt: exists and is not a token file"):  # the library says the same
+        tokenize_files([text], notes)
+    assert notes.read_text(encoding="utf-8") == "my notes"
+    index = tmp_path / "pair.idx"  # a Megatron prefix whose .idx is someone else's file
+    index.write_text("not an index", encoding="utf-8")
+    assert main(["tokenize", str(text), "--format", "megatron", "--output", str(tmp_path / "pair")]) == 1
+    assert f"{index}: exists and is not part of a Megatron pair (12 bytes)" in capsys.readouterr().err
+    assert index.read_text(encoding="utf-8") == "not an index" and not (tmp_path / "pair.bin").exists()
+    data = tmp_path / "solo.bin"  # a .bin without an index, and no writer of hf-embed's died writing it
+    data.write_bytes(b"\x00" * 10)
+    assert main(["tokenize", str(text), "--format", "megatron", "--output", str(tmp_path / "solo")]) == 1
+    assert f"{data}: exists and is not part of a Megatron pair (10 bytes)" in capsys.readouterr().err
+    assert data.read_bytes() == b"\x00" * 10
 
 
 @pytest.mark.slow

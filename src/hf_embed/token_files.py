@@ -33,7 +33,8 @@ import numpy as np
 
 from .arguments import check_positive_int
 from .atomic_write import write_file_atomically
-from .megatron import MegatronIndex, pair_of
+from .megatron import MegatronIndex, pair_of, prefix_of
+from .output_lock import lock_path
 from .tokenization import tokenizer_sha256, vocab_size_of
 
 TOKEN_FILE_FORMAT = "hf-embed-tokens"
@@ -496,10 +497,49 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def check_replaceable(output: str | Path, *, output_format: str = "hf-embed") -> None:
+    """Refuse to write a token file over a file that is not one: tokenizing would destroy a user's file.
+
+    A new path, an empty file and a token file (either version) may be replaced; with `output_format="megatron"`,
+    `output` is a prefix and its pair may be replaced when the `.idx` is Megatron's, neither file holds anything, or
+    a writer of the pair died mid-publish (a `.bin` without its index, the writer's lock file beside it).
+
+    Args:
+        output: the path `tokenize_files`/`tokenize_dataset` would write (a prefix for Megatron).
+        output_format: "hf-embed" or "megatron".
+
+    Raises:
+        FileExistsError: naming the file, its size, and what to do.
+    """
+    if output_format == "megatron":
+        prefix = prefix_of(output)
+        paths = [Path(f"{prefix}{suffix}") for suffix in (".bin", ".idx")]
+        if pair_of(paths[1]) is not None or os.path.exists(lock_path(prefix)):
+            return  # a pair, or what a writer of it left when it died mid-publish (its lock file is still there)
+        what = "part of a Megatron pair"
+    else:
+        paths = [Path(output)]
+        if Path(f"{output}.json").is_file():  # a version-1 token file: ids beside a JSON header
+            return
+        what = "a token file"
+    for path in paths:
+        if not path.is_file() or path.stat().st_size == 0:
+            continue
+        if output_format != "megatron":
+            with path.open("rb") as f:
+                if f.read(len(MAGIC)) == MAGIC:
+                    continue
+        raise FileExistsError(
+            f"{path}: exists and is not {what} ({path.stat().st_size:,} bytes), and tokenizing would replace it; "
+            "remove it or choose another path"
+        )
+
+
 __all__ = [
     "IDS_OFFSET",
     "TOKEN_FILE_FORMAT",
     "TokenFile",
+    "check_replaceable",
     "choose_dtype",
     "new_header",
     "numpy_dtype",

@@ -22,7 +22,7 @@ from .arguments import check_positive_int
 from .atomic_write import check_output_is_not_an_input
 from .fast_encoding import PIECE_CHARS, SAFE_CUT_BYTES, Encoder, EngineMismatch
 from .megatron import megatron_dtype, prefix_of, write_pair
-from .token_files import choose_dtype, new_header, numpy_dtype, write_version_2
+from .token_files import check_replaceable, choose_dtype, new_header, numpy_dtype, write_version_2
 from .tokenization import gpt2_tokenizer, tokenizer_sha256, vocab_size_of
 
 logger = logging.getLogger(__name__)
@@ -262,10 +262,12 @@ def write_token_file(
         ValueError: a bad `output_format` or `dtype` (one too small for the vocabulary, any with Megatron), no
             tokens at all, an eos id asked of a tokenizer that has none. OutputLockedError: another writer holds
             the output. RuntimeError: `tasks` is a one-pass iterator and had to be encoded again.
+        FileExistsError: `output` is a file that is not a token file (`token_files.check_replaceable`).
     """
     output = Path(output)
     if output_format not in ("hf-embed", "megatron"):
         raise ValueError(f"`output_format` must be 'hf-embed' or 'megatron', got {output_format!r}")
+    check_replaceable(output, output_format=output_format)
     vocab_size = vocab_size_of(tokenizer)
     if output_format == "megatron":
         if dtype is not None:
@@ -427,6 +429,7 @@ def tokenize_files(
         ValueError: no files, all files empty, a folder, invalid UTF-8 (naming file and byte), a bad shard, an
             output that is one of the inputs, a separator that occurs in no file.
         FileNotFoundError: a missing file.
+        FileExistsError: `output` is a file that is not a token file (`token_files.check_replaceable`).
     """
     if split_documents_on is not None:
         _check_separator(split_documents_on)
@@ -435,6 +438,7 @@ def tokenize_files(
     outputs = [Path(f"{prefix_of(output)}{s}") for s in (".bin", ".idx")] if output_format == "megatron" else [output]
     for target in outputs:
         check_output_is_not_an_input(target, paths + empty)  # on the list: `files` may be a generator (Path.glob)
+    check_replaceable(output, output_format=output_format)  # before any text is read
     if split_documents_on is not None and not _occurs_in(paths, split_documents_on):
         raise ValueError(
             f"the separator {split_documents_on!r} occurs in none of the {len(paths)} input files, so each file would "

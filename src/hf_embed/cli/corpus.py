@@ -79,10 +79,10 @@ def _tokenize(args: argparse.Namespace) -> int:
     for output in outputs:
         check_output_is_not_an_input(output, args.files)  # before the tokenizer loads: fail at once
 
+    from ..token_files import check_replaceable
     from ..tokenize_corpus import tokenize_files
 
-    if args.format == "hf-embed":
-        _check_replaces_a_token_file(args.output)
+    check_replaceable(args.output, output_format=args.format)  # before the tokenizer loads
     tokenizer = load_tokenizer(args.tokenizer)
     start = time.perf_counter()
     header = tokenize_files(
@@ -107,21 +107,6 @@ def _tokenize(args: argparse.Namespace) -> int:
         f"({megabytes / seconds:.1f} MB/s, engine {header['engine']})"
     )
     return 0
-
-
-def _check_replaces_a_token_file(output: Path) -> None:
-    """Refuse an --output that exists and holds something other than a token file: tokenize would replace it."""
-    from ..token_files import MAGIC
-
-    if not output.is_file() or output.stat().st_size == 0 or Path(f"{output}.json").is_file():  # new, empty, v1
-        return
-    with output.open("rb") as f:
-        if f.read(len(MAGIC)) == MAGIC:
-            return
-    raise FileExistsError(
-        f"--output {output}: exists and is not a token file ({output.stat().st_size:,} bytes), and tokenize would "
-        "replace it; remove it or choose another path"
-    )
 
 
 def add_train_tokenizer(subparsers) -> None:
