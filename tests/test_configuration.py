@@ -103,7 +103,7 @@ def test_a_settings_file_is_checked(tmp_path):
     refused({"model_type": "gpt2"}, r"x.json: model_type is 'gpt2', not 'hf_embed'")
     refused("[1, 2]", r"x.json: expected a JSON object of settings, got list")
     refused("{'hidden_size': 8}", r"x.json: not JSON \(Expecting property name")
-    refused({"hidden_size": 0}, r"`hidden_size` must be a positive integer, got 0")
+    refused({"hidden_size": 0}, r"`hidden_size` must be an integer >= 1, got 0")
     with pytest.raises(FileNotFoundError, match=r"nope.json: no such config file"):
         HfEmbedConfig.from_preset(tmp_path / "nope.json")
 
@@ -111,14 +111,24 @@ def test_a_settings_file_is_checked(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"vocab_size": 0}, r"`vocab_size` must be a positive integer, got 0"),
-        ({"hidden_size": 12.5}, r"`hidden_size` must be a positive integer, got 12.5"),
-        ({"max_position_embeddings": -4}, r"`max_position_embeddings` must be a positive integer, got -4"),
-        ({"n_embd": True}, r"`hidden_size` must be a positive integer, got True"),
+        ({"vocab_size": 0}, r"`vocab_size` must be an integer >= 1, got 0"),
+        ({"hidden_size": 12.5}, r"`hidden_size` must be an integer >= 1, got 12.5"),
+        ({"max_position_embeddings": -4}, r"`max_position_embeddings` must be an integer >= 1, got -4"),
+        ({"n_embd": True}, r"`hidden_size` must be an integer >= 1, got True"),
         ({"position_embedding_type": "alibi"}, r"must be one of \('absolute', .*\), got 'alibi'"),
         ({"embedding_dropout": 1.0}, r"`embedding_dropout` must be a float in \[0, 1\), got 1.0"),
         ({"initializer_range": -0.02}, r"`initializer_range` must be a positive float or None, got -0.02"),
-        ({"vocab_size": 99, "eos_token_id": 50256}, r"`eos_token_id`=50256 is outside the vocabulary \(size 99\)"),
+        (
+            {"vocab_size": 99, "eos_token_id": 50256},
+            r"`eos_token_id` must be an integer in 0..98 \(an id of the vocabulary, size 99; or None\), got 50256",
+        ),
+        ({"eos_token_id": [50256, -1]}, r"`eos_token_id` must be an integer in 0..50256 .*, got -1"),
+        ({"pad_token_id": "0"}, r"`pad_token_id` must be an integer in 0..50256 .*, got '0'"),
+        ({"head_dim": 0}, r"`head_dim` must be an integer >= 1 \(or None: the hidden size\), got 0"),
+        (
+            {"vocab_size": 128, "unpadded_vocab_size": 129},
+            r"`unpadded_vocab_size` must be an integer in 1..128 \(the tokenizer's ids, at most vocab_size=128; or ",
+        ),
     ],
 )
 def test_validation_names_the_value(kwargs, message):

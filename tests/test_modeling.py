@@ -517,3 +517,10 @@ def test_cuda_matches_cpu(tiny_config, tiny_ids, tmp_path, dtype):
     out = on_gpu(tiny_ids.cuda()).last_hidden_state
     assert out.device.type == "cuda" and out.dtype == dtype
     torch.testing.assert_close(out.cpu(), model.to(dtype)(tiny_ids).last_hidden_state, rtol=0, atol=0)
+
+
+def test_past_length_takes_the_one_integer_check():
+    model = HfEmbedModel(HfEmbedConfig.from_preset("tiny"))
+    for bad in (-1, 1.0, True):
+        with pytest.raises(ValueError, match=rf"`past_key_values_length` must be an integer >= 0, got {bad!r}"):
+            model(torch.tensor([[1]]), past_key_values_length=bad)

@@ -21,6 +21,8 @@ import torch
 from transformers import PretrainedConfig
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
+from .arguments import check_positive_int
+
 MAX_TABLE_ELEMENTS = 2**32  # a table larger than this is a typo, not a model: refused before allocating
 POSITION_EMBEDDING_TYPES = ("absolute", "sinusoidal", "rotary", "relative", "none")
 # "default" is plain RoPE (each transformers model defines it; hf-embed uses Llama's); the others are the scaling
@@ -208,12 +210,9 @@ class HfEmbedConfig(PretrainedConfig):
 
     def _check(self) -> None:
         for name in ("vocab_size", "hidden_size", "max_position_embeddings", "max_relative_distance"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
-        d = self.head_dim
-        if d is not None and (isinstance(d, bool) or not isinstance(d, int) or d < 1):
-            raise ValueError(f"`head_dim` must be a positive integer or None, got {d!r}")
+            check_positive_int(name, getattr(self, name))
+        if self.head_dim is not None:
+            check_positive_int("head_dim", self.head_dim, why="or None: the hidden size")
         if self.position_embedding_type == "rotary":
             if self.position_dim % 2:
                 raise ValueError(
@@ -247,19 +246,16 @@ class HfEmbedConfig(PretrainedConfig):
             raise ValueError(f"`embedding_layernorm` must be True or False, got {self.embedding_layernorm!r}")
         if not _is_positive_number(self.layer_norm_epsilon):
             raise ValueError(f"`layer_norm_epsilon` must be a positive number, got {self.layer_norm_epsilon!r}")
-        u = self.unpadded_vocab_size
-        if u is not None and (isinstance(u, bool) or not isinstance(u, int) or not 1 <= u <= self.vocab_size):
-            raise ValueError(
-                f"`unpadded_vocab_size` must be None or an integer in [1, vocab_size={self.vocab_size}], got {u!r}"
-            )
+        if self.unpadded_vocab_size is not None:
+            why = f"the tokenizer's ids, at most vocab_size={self.vocab_size}; or None"
+            check_positive_int("unpadded_vocab_size", self.unpadded_vocab_size, below=self.vocab_size + 1, why=why)
         for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
             value = getattr(self, name)
             ids = value if name == "eos_token_id" and isinstance(value, list) and value else [value]
             for token_id in ids:
-                if token_id is not None and (isinstance(token_id, bool) or not isinstance(token_id, int)):
-                    raise ValueError(f"`{name}` must be an integer or None, got {value!r}")
-                if token_id is not None and not 0 <= token_id < self.real_vocab_size:
-                    raise ValueError(f"`{name}`={token_id} is outside the vocabulary (size {self.real_vocab_size})")
+                if token_id is not None:
+                    why = f"an id of the vocabulary, size {self.real_vocab_size}; or None"
+                    check_positive_int(name, token_id, minimum=0, below=self.real_vocab_size, why=why)
 
     def _validate_longrope_rope_parameters(
         self, rope_parameters: Mapping[str, Any], ignore_keys: set[str] | None = None
@@ -399,10 +395,8 @@ def _check_rope_parameters(parameters: dict, head_dim: int, max_position_embeddi
         if value is not None and not _is_positive_number(value):
             raise ValueError(f"`rope_parameters['{key}']` must be a positive number, got {value!r}")
     original = parameters.get("original_max_position_embeddings")
-    if original is not None and (isinstance(original, bool) or not isinstance(original, int) or original < 1):
-        raise ValueError(
-            f"`rope_parameters['original_max_position_embeddings']` must be an integer >= 1, got {original!r}"
-        )
+    if original is not None:
+        check_positive_int("rope_parameters['original_max_position_embeddings']", original)
     if rope_type == "llama3":
         low, high = parameters.get("low_freq_factor"), parameters.get("high_freq_factor")
         if (low is not None or high is not None) and not (

@@ -369,8 +369,7 @@ class HfEmbeddings(nn.Module):
 
     def _positions(self, batch, seq_len, device, position_ids, attention_mask, past_length) -> Positions:
         """Resolve where the new tokens sit, checked against `max_position_embeddings`."""
-        if isinstance(past_length, bool) or not isinstance(past_length, int) or past_length < 0:
-            raise ValueError(f"`past_key_values_length` must be a non-negative int, got {past_length!r}")
+        check_positive_int("past_key_values_length", past_length, minimum=0)
         if attention_mask is not None:
             self._check_attention_mask(attention_mask, batch, seq_len, past_length)
         positions = Positions(past_length, seq_len, device)

@@ -19,10 +19,12 @@ import sys
 import time
 from collections.abc import Iterator
 
-if sys.platform == "win32":
-    import msvcrt
-else:
+# In try/except, not `if sys.platform`: transformers' remote-code loader ignores imports inside try/except and
+# requires every other one to be installed, so an `import msvcrt` it can see fails every load on Linux and macOS.
+try:
     import fcntl
+except ImportError:  # Windows
+    import msvcrt
 
 
 class OutputLockedError(OSError):
