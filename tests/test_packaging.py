@@ -45,3 +45,18 @@ def test_model_files_import_only_torch_transformers_and_each_other():
                 continue
             for module in modules:
                 assert module.split(".")[0] in allowed, f"{name} imports {module}"
+
+
+def test_transformers_remote_code_loader_finds_every_import_of_the_saved_files(tmp_path):
+    """transformers checks the imports of each remote-code file (outside try blocks) before loading it: one it cannot
+    import (a Windows-only `msvcrt` behind `if sys.platform == "win32"`) fails every load. Checked on the saved
+    folder, with transformers' own check."""
+    from transformers.dynamic_module_utils import check_imports
+
+    from hf_embed import HfEmbedConfig, HfEmbedModel
+
+    HfEmbedModel(HfEmbedConfig.from_preset("tiny")).save_pretrained(tmp_path)
+    saved = sorted(p.name for p in tmp_path.glob("*.py"))
+    assert saved == sorted(MODEL_FILES)
+    for name in saved:
+        check_imports(tmp_path / name)  # raises ImportError naming what is missing
