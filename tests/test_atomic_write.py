@@ -158,6 +158,7 @@ def test_crash_at_every_step_leaves_the_old_or_the_new_folder(folder, generation
         assert leftovers(folder.parent) == [], f"after a crash at {step!r}"
 
 
+@pytest.mark.slow
 def test_failure_at_every_step_cleans_up(folder, generations, swap, monkeypatch):
     steps = steps_of(lambda: generations["B"].save(folder), monkeypatch)
     published = steps.index("swapped" if swap == "exchange" else "moved in")
@@ -248,6 +249,7 @@ def test_a_save_published_during_a_load_is_read_whole(folder, generations, monke
         whole_generation(folder, generations, together=False)
 
 
+@pytest.mark.slow
 def test_loads_during_saves_are_whole(folder, generations):
     pid = os.fork()
     if pid == 0:
@@ -298,6 +300,7 @@ def writer(output: Path, content: str, hold: Path | None = None, timeout: float 
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_a_second_writer_fails_clearly_or_waits(tmp_path):
     output, hold = tmp_path / "out.txt", tmp_path / "hold"
     first = writer(output, "first", hold)

@@ -154,6 +154,7 @@ def test_generate_sampling_equals_a_hand_written_loop():
     assert torch.equal(sampled, ids)
 
 
+@pytest.mark.slow
 def test_text_generation_pipeline(tmp_path):
     model = causal_lm("absolute", vocab_size=50257)
     tokenizer = gpt2_tokenizer()

@@ -656,6 +656,7 @@ def saved_folder(folder: Path, cls=None, **overrides) -> Path:
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["keep", "extend", "interpolate"])
 def test_resize_writes_a_new_folder(method, tmp_path, capsys):
     from hf_embed import HfEmbedModel
@@ -678,6 +679,7 @@ def test_resize_writes_a_new_folder(method, tmp_path, capsys):
     assert {p.name: p.read_bytes() for p in source.iterdir()} == before  # the model folder is not touched
 
 
+@pytest.mark.slow
 def test_resize_keeps_an_untied_head_and_a_dynamic_ropes_original_length(tmp_path, capsys):
     from transformers import AutoModelForCausalLM
 

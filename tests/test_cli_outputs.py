@@ -68,6 +68,7 @@ def test_tokenize_replaces_a_token_file_or_an_empty_file(tmp_path, capsys):
         assert f"{first['count']:,} uint16 tokens" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_tokenize_files_checks_a_generator_of_inputs_without_using_it_up(tmp_path):
     text = tmp_path / "a.txt"
     text.write_text(make_text(200), encoding="utf-8")

@@ -74,6 +74,7 @@ def test_fastokens_on_long_texts(fastokens_encoder, tiktoken_gpt2, gpt2_tok, par
     same_ids_everywhere(fastokens_encoder, tiktoken_gpt2, gpt2_tok, (unit * (300_000 // len(unit) + 1))[:300_000])
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(parts=st.lists(st.sampled_from([*FRAGMENTS, "word", " word", "\nline", " 42", "_x"]), max_size=80))
 def test_pieces_encode_like_the_whole_text(tiktoken_gpt2, parts):

@@ -59,6 +59,7 @@ def corpus(tmp_path) -> list[Path]:
     return paths
 
 
+@pytest.mark.slow
 def test_megatron_core_reads_what_the_cli_writes(corpus, tmp_path, gpt2_tok, capsys):
     """`hf-embed tokenize --format megatron`: one sequence per document, each the ids of that document alone."""
     prefix = tmp_path / "out" / "corpus_text_document"

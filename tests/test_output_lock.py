@@ -32,6 +32,7 @@ def hold_in_child(output, release):
     return pid
 
 
+@pytest.mark.slow
 def test_a_second_holder_fails_naming_the_first_or_waits(tmp_path):
     output, release = tmp_path / "out.bin", tmp_path / "release"
     pid = hold_in_child(output, release)

@@ -319,6 +319,7 @@ def test_hf_embed_gives_each_document_its_own_positions(packed_batches, scheme, 
                 torch.testing.assert_close(block, alone.position_embeddings[0])
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(
     lengths=st.lists(st.integers(1, 50), min_size=1, max_size=30),

@@ -85,6 +85,7 @@ def test_ids_equal_tiktoken_on_generated_text(gpt2_tok, tiktoken_gpt2, text):
     assert encode(gpt2_tok, text) == tiktoken_gpt2.encode(text, allowed_special="all")
 
 
+@pytest.mark.slow
 def test_save_and_reload_with_autotokenizer(gpt2_tok, tmp_path, text):
     gpt2_tok.save_pretrained(tmp_path)
     reloaded = AutoTokenizer.from_pretrained(tmp_path)
@@ -150,6 +151,7 @@ def test_call_options_left_on_the_tokenizer_change_neither_ids_nor_hash(gpt2_tok
         assert len(encoder.encode_text(text)) == 41
 
 
+@pytest.mark.slow
 def test_one_tokenizer_shared_by_threads_with_mixed_options_equals_one_thread(gpt2_tok_fresh):
     """4 threads x 1000 calls with different truncation/padding options on one tokenizer: every result is the
     one a single thread gets (the calls' option setting and encoding run under the tokenizer's lock)."""

@@ -36,6 +36,7 @@ def rendered(figure) -> torch.Tensor:
     return torch.frombuffer(bytearray(canvas.buffer_rgba()), dtype=torch.uint8).view(HEIGHT, WIDTH, 4)
 
 
+@pytest.mark.slow
 def test_heatmap_pixels_are_the_similarities():
     model = HfEmbedModel(HfEmbedConfig.from_preset("tiny", position_embedding_type="sinusoidal"))
     figure, similarity = position_similarity_figure(model, name="tiny")
@@ -74,6 +75,7 @@ def test_every_scheme_draws_with_numbered_axes(scheme):
         assert "head_dim 8" in ax.get_title()
 
 
+@pytest.mark.slow
 def test_files_decode_with_the_expected_size_and_format(tmp_path):
     model = HfEmbedModel(HfEmbedConfig.from_preset("tiny", position_embedding_type="rotary"))
     for suffix in ("png", "svg", "pdf"):
@@ -147,6 +149,7 @@ def test_token_map_separates_planted_groups(tmp_path):
         assert png.size == (WIDTH, HEIGHT)
 
 
+@pytest.mark.slow
 def test_cli_plot_positions(tmp_path, capsys):
     model_dir = tmp_path / "model"
     HfEmbedModel(HfEmbedConfig.from_preset("tiny", position_embedding_type="rotary")).save_pretrained(model_dir)
@@ -166,6 +169,7 @@ def test_cli_plot_positions(tmp_path, capsys):
     assert "99 positions exceed max_position_embeddings (16)" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_scaled_rope_is_what_is_plotted(tmp_path, capsys):
     """The rotary picture is the scheme's own (cos, sin): a scaling rule changes it; the CLI takes rope_parameters."""
     default = HfEmbedModel(
