@@ -124,9 +124,16 @@ def test_demo_replaces_only_a_previous_demo_without_force(tmp_path, capsys):
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
     assert main(["demo", "--quiet", "--force", "--output", str(mine)]) == 0
     assert (mine / "notes.txt").read_text(encoding="utf-8") == "mine"  # files the save does not write are kept
+    book = tmp_path / "book"  # a model of the demo's sizes, made by init (or trained): not a demo's folder
+    assert main(["init", "--preset", "book-ch2", "--output", str(book)]) == 0
+    weights = (book / "model.safetensors").read_bytes()
+    capsys.readouterr()
+    assert main(["demo", "--quiet", "--output", str(book)]) == 1
+    assert "exists and is not empty (arguments.py, atomic_write.py, config.json, " in capsys.readouterr().err
+    assert (book / "model.safetensors").read_bytes() == weights
 
 
-def test_a_bare_tokenizer_name_that_is_no_folder_is_refused_at_once(tmp_path, capsys):
+def test_a_bare_tokenizer_name_that_is_no_folder_is_refused_at_once(tmp_path, capsys, monkeypatch):
     text = tmp_path / "a.txt"
     text.write_text("hello world", encoding="utf-8")
     for argv in (
@@ -138,7 +145,13 @@ def test_a_bare_tokenizer_name_that_is_no_folder_is_refused_at_once(tmp_path, ca
             f"hf-embed {argv[0]}: error: --tokenizer my-tokenizr: no such folder ('gpt2' is built in; a tokenizer on "
             "the Hub is named 'org/name')\n"
         )
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    for name in ("my-tokenizr/", "runs/tokenizr"):  # a trailing slash, or a first part that is a folder: local
+        argv = ["tokenize", str(text), "--output", str(tmp_path / "o.bin"), "--tokenizer", name]
+        assert main(argv) == 1
+        assert capsys.readouterr().err == f"hf-embed tokenize: error: --tokenizer {name}: no such folder\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "runs"]
 
 
 def test_failure_is_one_line_with_exit_1(tmp_path, capsys):
@@ -411,6 +424,9 @@ def test_init_and_plot_positions_take_a_settings_file(tmp_path, capsys):
     assert "50304 x 8 tokens, absolute positions up to 12" in capsys.readouterr().out
     config = HfEmbedModel.from_pretrained(folder).config
     assert (config.vocab_size, config.unpadded_vocab_size, config.eos_token_id) == (50304, 50257, 50256)
+    settings.write_text(json.dumps({"hidden_size": 8, "vocab_size": 50257, "unpadded_vocab_size": 50000}))
+    assert main(["init", "--preset", str(settings), "--output", str(folder), "--force"]) == 0
+    assert HfEmbedModel.from_pretrained(folder).config.unpadded_vocab_size is None  # the tokenizer's 50257 ids all
     settings.write_text(json.dumps({"hidden_size": 8, "vocab_size": 1000}))
     assert main(["init", "--preset", str(settings), "--output", str(tmp_path / "small")]) == 1
     assert capsys.readouterr().err == (

@@ -13,7 +13,7 @@ import torch
 from helpers import make_text
 from hf_embed import HfEmbedModel, atomic_write
 from hf_embed.cli import main
-from hf_embed.tokenize_corpus import tokenize_files
+from hf_embed.tokenize_corpus import tokenize_dataset, tokenize_files
 
 
 def test_tokenize_refuses_to_write_over_its_input(tmp_path, capsys):
@@ -143,3 +143,16 @@ def test_signals_end_the_command_with_one_line_and_nothing_half_written(tmp_path
             process.kill()
             process.wait()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.txt"]
+
+
+def test_a_json_beside_a_file_does_not_make_it_a_token_file(tmp_path):
+    text = tmp_path / "a.txt"
+    text.write_text(make_text(50), encoding="utf-8")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes", encoding="utf-8")
+    (tmp_path / "notes.txt.json").write_text("{}", encoding="utf-8")  # not a version-1 token-file header
+    with pytest.raises(FileExistsError, match=r"notes\.txt: exists and is not a token file \(8 bytes\)"):
+        tokenize_files([text], notes)
+    with pytest.raises(FileExistsError, match=r"notes\.txt: exists and is not a token file"):
+        tokenize_dataset([{"text": "hello world"}], notes)
+    assert notes.read_text(encoding="utf-8") == "my notes"

@@ -98,6 +98,17 @@ def test_a_settings_file_is_checked(tmp_path):
         with pytest.raises(error, match=message):
             HfEmbedConfig.from_preset(path)
 
+    loaded_model = HfEmbedModel.from_pretrained(saved)
+    loaded_model.config.output_hidden_states, loaded_model.config.return_dict = True, False
+    loaded_model.save_pretrained(tmp_path / "resaved")  # transformers' own settings in the file
+    data = json.loads((tmp_path / "resaved" / "config.json").read_text(encoding="utf-8"))
+    data["torch_dtype"] = "float32"  # what transformers 4 wrote
+    (tmp_path / "resaved" / "config.json").write_text(json.dumps(data), encoding="utf-8")
+    resaved = HfEmbedConfig.from_preset(tmp_path / "resaved" / "config.json")
+    assert (resaved.output_hidden_states, resaved.return_dict) == (True, False)
+    override = HfEmbedConfig.from_preset("tiny", output_hidden_states=True, id2label={0: "a"}, problem_type=None)
+    assert override.output_hidden_states and override.id2label == {0: "a"}
+
     refused({"hidden_size": 64, "n_layers": 2}, r"x.json: unknown setting 'n_layers'; hf-embed's settings: ")
     refused({"max_positon_embeddings": 8}, r"unknown setting 'max_positon_embeddings' \(did you mean 'max_position_")
     refused({"model_type": "gpt2"}, r"x.json: model_type is 'gpt2', not 'hf_embed'")

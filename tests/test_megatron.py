@@ -191,3 +191,19 @@ def test_a_writer_dying_at_any_step_never_leaves_a_mismatched_pair(corpus, tmp_p
     assert outcomes == {"old", "no index", "new"}
     write(new)  # the next writer removes what the dead ones left
     assert sorted(p.name for p in prefix.parent.iterdir()) == ["pair.bin", "pair.idx"]
+
+
+def test_a_failure_while_the_index_is_written_leaves_no_lone_bin(corpus, tmp_path, gpt2_tok, monkeypatch):
+    """The new .bin is in and the old index gone when the index step fails (here: an unknown dtype code; in life
+    a full disk or Ctrl-C): neither file is left, and the next run writes the pair."""
+    from hf_embed import megatron
+
+    prefix = tmp_path / "pair"
+    tokenize_files(corpus[:1], prefix, gpt2_tok, output_format="megatron")
+    monkeypatch.setattr(megatron, "_CODE_OF", {})
+    with pytest.raises(KeyError):
+        tokenize_files(corpus, prefix, gpt2_tok, output_format="megatron")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("pair")) == []
+    monkeypatch.undo()
+    tokenize_files(corpus, prefix, gpt2_tok, output_format="megatron")
+    assert TokenFile(prefix).num_documents == len(corpus)

@@ -23,6 +23,12 @@ from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
 from .arguments import check_positive_int
 
+# The settings every transformers config has (`PretrainedConfig`'s own: output_hidden_states, return_dict,
+# id2label, problem_type, ...) and the loading options a config carries; `from_preset` accepts them as it does
+# hf-embed's, and refuses any other name.
+_TRANSFORMERS_SETTINGS = frozenset(
+    {*PretrainedConfig().to_dict(), "attn_implementation", "num_labels", "torch_dtype", "dtype"}
+) - {"model_type", "transformers_version", "architectures", "_name_or_path"}
 MAX_TABLE_ELEMENTS = 2**32  # a table larger than this is a typo, not a model: refused before allocating
 POSITION_EMBEDDING_TYPES = ("absolute", "sinusoidal", "rotary", "relative", "none")
 # "default" is plain RoPE (each transformers model defines it; hf-embed uses Llama's); the others are the scaling
@@ -315,7 +321,7 @@ class HfEmbedConfig(PretrainedConfig):
         model_type = values.pop("model_type", cls.model_type)
         if model_type != cls.model_type:
             raise ValueError(f"{where}: model_type is {model_type!r}, not {cls.model_type!r}")
-        for key in ("architectures", "auto_map", "transformers_version", "dtype"):  # what a saved config.json adds
+        for key in ("architectures", "auto_map", "transformers_version", "dtype", "torch_dtype"):  # a save's records
             values.pop(key, None)
         cls._check_setting_names(values, where)
         cls._check_setting_names(overrides, "overrides")
@@ -326,14 +332,15 @@ class HfEmbedConfig(PretrainedConfig):
 
     @classmethod
     def _check_setting_names(cls, values: dict, where: str) -> None:
-        known = {*inspect.signature(cls.__init__).parameters, *cls.attribute_map, "rope_theta", "rope_scaling"}
-        known -= {"self", "kwargs"}
-        unknown = sorted(set(values) - known)
+        own = {*inspect.signature(cls.__init__).parameters, *cls.attribute_map, "rope_theta", "rope_scaling"}
+        own -= {"self", "kwargs"}
+        unknown = sorted(set(values) - own - _TRANSFORMERS_SETTINGS)
         if unknown:
-            close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+            close = difflib.get_close_matches(unknown[0], sorted(own), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(
-                f"{where}: unknown setting {unknown[0]!r}{hint}; hf-embed's settings: {', '.join(sorted(known))}"
+                f"{where}: unknown setting {unknown[0]!r}{hint}; hf-embed's settings: {', '.join(sorted(own))} "
+                "(and transformers' own, such as output_hidden_states)"
             )
 
 

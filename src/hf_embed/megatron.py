@@ -182,7 +182,9 @@ def write_pair(prefix: str | Path, write_ids: Callable[[str], np.ndarray], dtype
 
     Raises:
         OutputLockedError: another writer holds the pair. ValueError: a document longer than Megatron's int32
-            lengths allow. Whatever `write_ids` raises: the previous pair stays.
+            lengths allow. Whatever `write_ids` raises: the previous pair stays. A failure while the index is
+            written (after the new `.bin` replaced the old pair's): neither file is left, so nothing mismatched
+            can be read and the next run writes the pair anew.
     """
     prefix = Path(prefix)
     bin_path, idx_path = Path(f"{prefix}.bin"), Path(f"{prefix}.idx")
@@ -206,7 +208,11 @@ def write_pair(prefix: str | Path, write_ids: Callable[[str], np.ndarray], dtype
     prefix.parent.mkdir(parents=True, exist_ok=True)
     with output_lock(prefix):  # one writer of the pair at a time; each file also takes its own lock
         write_file_atomically(bin_path, write_bin)
-        write_file_atomically(idx_path, write_idx)
+        try:
+            write_file_atomically(idx_path, write_idx)
+        except BaseException:  # a failure, Ctrl-C or SIGTERM here: the old index is gone, so no lone .bin either
+            bin_path.unlink(missing_ok=True)
+            raise
 
 
 __all__ = ["DTYPE_CODES", "MAGIC", "MegatronIndex", "megatron_dtype", "pair_of", "prefix_of", "write_pair"]

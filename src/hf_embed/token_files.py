@@ -497,6 +497,14 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _is_version_1_header(sidecar: Path) -> bool:
+    """Whether `sidecar` is the JSON header a version-1 token file kept beside its ids."""
+    try:
+        return json.loads(sidecar.read_text(encoding="utf-8")).get("format") == TOKEN_FILE_FORMAT
+    except (OSError, ValueError, AttributeError):  # missing, unreadable, not JSON, not an object
+        return False
+
+
 def check_replaceable(output: str | Path, *, output_format: str = "hf-embed") -> None:
     """Refuse to write a token file over a file that is not one: tokenizing would destroy a user's file.
 
@@ -519,7 +527,7 @@ def check_replaceable(output: str | Path, *, output_format: str = "hf-embed") ->
         what = "part of a Megatron pair"
     else:
         paths = [Path(output)]
-        if Path(f"{output}.json").is_file():  # a version-1 token file: ids beside a JSON header
+        if _is_version_1_header(Path(f"{output}.json")):  # a version-1 token file: ids beside a JSON header
             return
         what = "a token file"
     for path in paths:

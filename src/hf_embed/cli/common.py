@@ -129,8 +129,16 @@ def check_model_folder(path: Path, what: str = "") -> None:
 
 
 def looks_local(name: str) -> bool:
-    """Whether a model or tokenizer name means a local path rather than a Hub id (`gpt2`, `org/name`)."""
-    return os.path.exists(name) or name.startswith((".", "/", "~")) or os.sep in name.strip(os.sep).split(os.sep, 1)[-1]
+    """Whether a model or tokenizer name means a local path rather than a Hub id (`gpt2`, `org/name`): it exists,
+    starts with `.`, `/` or `~`, ends with a separator, has more than one part, or its first part is a folder
+    (`runs/tok` where `runs/` exists)."""
+    return (
+        os.path.exists(name)
+        or name.startswith((".", "/", "~"))
+        or name.endswith(("/", os.sep))
+        or os.sep in name.strip(os.sep).split(os.sep, 1)[-1]
+        or ("/" in name and os.path.isdir(name.split("/", 1)[0]))
+    )
 
 
 def check_tokenizer_name(name: str, what: str = "--tokenizer") -> None:

@@ -7,7 +7,6 @@ one line on why, computed by the library's own components: the same numbers torc
 from __future__ import annotations
 
 import argparse
-import json
 import textwrap
 from collections.abc import Sized
 from pathlib import Path
@@ -64,25 +63,35 @@ def _short(values) -> str:
     return "[" + ", ".join(f"{v:.1f}" for v in values.tolist()) + "]"
 
 
-# What a demo saves: a folder holding only these (and the model's code) is a previous demo's, replaced without --force.
-DEMO_FILES = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"}
+# A demo's folder: what it saves, and a note saying it is a demo's. A folder holding nothing else is replaced
+# without --force; a model of the same sizes made by `init` or trained by the user has no note, and is not.
+DEMO_NOTE = "HF_EMBED_DEMO.txt"
+DEMO_FILES = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", DEMO_NOTE}
 
 
 def _check_demo_output(folder: Path, force: bool) -> None:
-    """A new or empty folder, a previous demo's (book-ch2 sizes, nothing else in it), or `--force`."""
+    """A new or empty folder, a previous demo's (its note, its files and the model code, nothing else), or
+    `--force`."""
     check_output_folder(folder)
     if force or not folder.is_dir():
         return
     names = {p.name for p in folder.iterdir()}
-    try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        config = {}
-    sizes = tuple(config.get(k) for k in ("model_type", "vocab_size", "hidden_size", "max_position_embeddings"))
-    code = {name for name in names if name.endswith(".py")}
-    if sizes == ("hf_embed", 50257, 256, 4) and names - code <= DEMO_FILES:
+    code = {p.name for p in Path(__file__).resolve().parents[1].glob("*.py")}  # the model files a save copies
+    if DEMO_NOTE in names and names <= DEMO_FILES | code:
         return
     check_empty_output(folder, force, replaces="its model and tokenizer with the demo's")
+
+
+def _write_demo_note(folder: Path) -> None:
+    from ..atomic_write import write_file_atomically
+
+    def write(path: str) -> None:
+        Path(path).write_text(
+            "Written by `hf-embed demo`, which replaces this folder each time it runs with the same --output.\n",
+            encoding="utf-8",
+        )
+
+    write_file_atomically(folder / DEMO_NOTE, write)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -236,6 +245,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     # 8. save, reload, compare
     save_folder(args.output, model, tokenizer)
+    _write_demo_note(args.output)
     reloaded = AutoModel.from_pretrained(args.output).eval()
     reloaded_tokenizer = AutoTokenizer.from_pretrained(args.output)
     with torch.no_grad():

@@ -149,7 +149,8 @@ def _init(args: argparse.Namespace) -> int:
                 f"{given} is smaller than the tokenizer's {ids} ids: ids {rows}..{ids - 1} would have no row in the "
                 f"table; give at least {ids}, or leave it out to take the tokenizer's size"
             )
-        padding = {"unpadded_vocab_size": ids} if rows > ids else {}  # inspect and the LM head skip padding rows
+        # inspect and the LM head skip padding rows; the tokenizer decides, whatever a settings file says
+        padding = {"unpadded_vocab_size": ids if rows > ids else None}
         config = HfEmbedConfig.from_preset(args.preset, vocab_size=rows, **overrides, **special, **padding)
         model = HfEmbedModel(config)
     if args.dtype:
