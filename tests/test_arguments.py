@@ -1,4 +1,4 @@
-"""arguments.check_positive_int: the one integer check, its messages naming the value and the limit."""
+"""arguments: the one integer check (its messages naming the value and the limit) and the local-path rule."""
 
 from __future__ import annotations
 
@@ -39,3 +39,15 @@ def test_it_needs_no_torch():
 
     code = "import sys, hf_embed.tokenize_corpus; assert 'torch' not in sys.modules, 'torch loaded'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_one_rule_tells_a_local_path_from_a_hub_id(tmp_path, monkeypatch):
+    """The rule loading and the command line share (`loading.local_folder`, `--tokenizer`, `--from-gpt2`)."""
+    from hf_embed.arguments import looks_local
+
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    for name in ("gpt2", "org/name", "my-tokenizr", "openai-community/gpt2"):
+        assert not looks_local(name), name
+    for name in ("runs", "./m", "/abs/m", "~/m", "a/b/c", "tok/", "runs/tok", "my tok", "a\\b", tmp_path / "x"):
+        assert looks_local(name), name

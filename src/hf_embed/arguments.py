@@ -1,12 +1,18 @@
-"""The one integer check: plain int arguments (sizes, counts, ranks, ids), each error naming the value and the limit.
+"""Checks of plain arguments: the one integer check (sizes, counts, ranks, ids), each error naming the value and the
+limit, and the one rule that tells a local path from a Hub id.
 
-It imports nothing, so the modules that run without torch (tokenization, token files, the tokenize command)
-use the same check as the model; `validation.py` re-exports it beside the tensor checks.
+It imports nothing heavy, so the modules that run without torch (tokenization, token files, the command line)
+use the same checks as the model; `validation.py` re-exports the integer check beside the tensor checks.
 
 This file imports only the standard library: `save_pretrained` copies it next to the weights with the model files.
 """
 
 from __future__ import annotations
+
+import os
+import re
+
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
 
 
 def check_positive_int(
@@ -40,4 +46,31 @@ def check_positive_int(
     return value
 
 
-__all__ = ["check_positive_int"]
+def looks_local(name: str | os.PathLike) -> bool:
+    """Whether a model or tokenizer name means a local path rather than a Hub id (`gpt2`, `org/name`).
+
+    Local: an `os.PathLike`, or a string that exists, starts with `.`, `/` or `~`, holds a backslash or more than
+    one `/`, ends with a separator, is not a valid Hub id, or whose first part is an existing folder (`runs/model`
+    where `runs/` exists).
+
+    Args:
+        name: a path or a Hub id, as given.
+
+    Returns:
+        True for a local path (which may not exist), False for a Hub id.
+    """
+    if isinstance(name, os.PathLike):
+        return True
+    text = os.fsdecode(name)
+    return (
+        os.path.exists(os.path.expanduser(text))
+        or text.startswith((".", "/", "~"))
+        or "\\" in text
+        or text.count("/") > 1
+        or text.endswith(("/", os.sep))
+        or HUB_ID.fullmatch(text) is None
+        or ("/" in text and os.path.isdir(text.split("/")[0]))
+    )
+
+
+__all__ = ["HUB_ID", "check_positive_int", "looks_local"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import struct
 import threading
 from collections.abc import Callable
@@ -23,9 +22,9 @@ from contextlib import contextmanager, nullcontext
 
 from transformers.utils import cached_file
 
+from .arguments import looks_local
 from .families import FAMILIES
 
-HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
 HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "proxies", "revision", "subfolder", "token")
 SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16"}
 
@@ -33,9 +32,8 @@ SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF1
 def local_folder(name) -> str | None:
     """The local folder `name` means, or None when it is a Hub id.
 
-    Local: an `os.PathLike`, or a string that exists, starts with `.`, `/` or `~`, holds a backslash or more
-    than one `/`, ends with a separator, is not a valid Hub id, or whose first part is an existing folder
-    (`runs/model` where `runs/` exists). Anything else (`gpt2`, `org/name`) is a Hub id.
+    Local or not is `arguments.looks_local`'s rule (the command line uses it too); anything else (`gpt2`,
+    `org/name`) is a Hub id.
 
     Args:
         name: what `from_pretrained` was given.
@@ -47,22 +45,10 @@ def local_folder(name) -> str | None:
         FileNotFoundError: a local path that does not exist (nothing is sent to the Hub).
         NotADirectoryError: a local path that is a file, not a model folder.
     """
-    text = os.fspath(name)
-    if isinstance(text, bytes):
-        text = os.fsdecode(text)
-    path = os.path.expanduser(text)
-    looks_local = (
-        isinstance(name, os.PathLike)
-        or os.path.exists(path)
-        or text.startswith((".", "/", "~"))
-        or "\\" in text
-        or text.count("/") > 1
-        or text.endswith(("/", os.sep))
-        or HUB_ID.fullmatch(text) is None
-        or ("/" in text and os.path.isdir(text.split("/")[0]))
-    )
-    if not looks_local:
+    text = os.fsdecode(os.fspath(name))
+    if not looks_local(name):
         return None
+    path = os.path.expanduser(text)
     if not os.path.exists(path):
         raise FileNotFoundError(
             f"{text}: no such folder (a local path, so the Hub was not asked; a Hub id looks like 'name' or 'org/name')"

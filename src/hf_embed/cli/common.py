@@ -17,6 +17,8 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
+from ..arguments import looks_local
+
 # `HfEmbedConfig`'s `POSITION_EMBEDDING_TYPES`, listed here so that parsing imports nothing heavy;
 # tests/test_cli.py checks that both lists agree.
 POSITION_EMBEDDING_TYPES = ("absolute", "sinusoidal", "rotary", "relative", "none")
@@ -126,19 +128,6 @@ def check_model_folder(path: Path, what: str = "") -> None:
         raise NotADirectoryError(f"{named}: is a file, not a model folder")
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{named}: no config.json, so it is not a saved model folder")
-
-
-def looks_local(name: str) -> bool:
-    """Whether a model or tokenizer name means a local path rather than a Hub id (`gpt2`, `org/name`): it exists,
-    starts with `.`, `/` or `~`, ends with a separator, has more than one part, or its first part is a folder
-    (`runs/tok` where `runs/` exists)."""
-    return (
-        os.path.exists(name)
-        or name.startswith((".", "/", "~"))
-        or name.endswith(("/", os.sep))
-        or os.sep in name.strip(os.sep).split(os.sep, 1)[-1]
-        or ("/" in name and os.path.isdir(name.split("/", 1)[0]))
-    )
 
 
 def check_tokenizer_name(name: str, what: str = "--tokenizer") -> None:
